@@ -1,0 +1,102 @@
+"""Reading and writing images with errors that name the file and the problem.
+
+Images are float32 numpy arrays (H, W, 3) in [0, 1], RGB.
+
+Policy for unusual files:
+
+* grayscale (L, I;16, ...): replicated to three channels when ``gray="rgb"``
+  (the default), rejected when ``gray="error"``;
+* RGBA / LA: rejected, unless the alpha channel is fully opaque or
+  ``alpha="drop"`` is passed (transparent pixels would otherwise carry
+  arbitrary colours into the metrics);
+* 16-bit: scaled by 1/65535, never truncated to 8 bits;
+* palette images: converted to RGB;
+* anything Pillow cannot decode: :class:`ImageReadError`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["ImageReadError", "read_image", "write_image", "to_uint8", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be used; the message names the file."""
+
+
+def read_image(path: str | os.PathLike, *, gray: str = "rgb", alpha: str = "error") -> np.ndarray:
+    """Read an image file as float32 RGB in [0, 1], shape (H, W, 3)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.asarray(im)
+            palette_rgb = np.asarray(im.convert("RGBA")) if mode == "P" else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: corrupt or unreadable image ({e})") from e
+
+    if palette_rgb is not None:
+        arr, mode = palette_rgb, "RGBA"
+    if arr.dtype == np.uint8:
+        img = arr.astype(np.float32) / 255.0
+    elif arr.dtype in (np.uint16, np.int32) or mode.startswith("I;16") or mode == "I":
+        img = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == bool:
+        img = arr.astype(np.float32)
+    elif arr.dtype == np.float32 and mode == "F":
+        img = arr
+    else:
+        raise ImageReadError(f"{path}: unsupported pixel type {arr.dtype} (mode {mode})")
+
+    if img.ndim == 2:
+        if gray != "rgb":
+            raise ImageReadError(f"{path}: grayscale image (mode {mode}); expected RGB")
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.ndim == 3 and img.shape[2] in (2, 4):
+        a = img[:, :, -1]
+        if alpha != "drop" and a.min() < 1.0:
+            raise ImageReadError(
+                f"{path}: image has a transparent alpha channel (mode {mode}); "
+                f"flatten it first or pass alpha='drop'")
+        img = img[:, :, :-1]
+        if img.shape[2] == 1:
+            if gray != "rgb":
+                raise ImageReadError(f"{path}: grayscale image (mode {mode}); expected RGB")
+            img = np.repeat(img, 3, axis=2)
+    elif img.ndim != 3 or img.shape[2] != 3:
+        raise ImageReadError(f"{path}: unsupported channel layout {arr.shape} (mode {mode})")
+    return np.ascontiguousarray(np.clip(img, 0.0, 1.0), dtype=np.float32)
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round a [0,1] float image to uint8 (clipping first)."""
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
+    """Write a [0,1] float or uint8 image as PNG (or by extension), atomically:
+    the file appears complete or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = img if img.dtype == np.uint8 else to_uint8(img)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        Image.fromarray(data).save(tmp, format=None if path.suffix else "PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
