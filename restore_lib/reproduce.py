@@ -1,0 +1,253 @@
+"""Re-execute the notebooks with papermill and regenerate ``results/``.
+
+    python -m restore_lib.reproduce --profile smoke          # every notebook, CPU profile
+    python -m restore_lib.reproduce --profile gpu --only 01  # one notebook, full configs
+    python -m restore_lib.reproduce --readme-only            # only rebuild results/README.md
+    python -m restore_lib.reproduce --profile smoke --update-notebooks   # also refresh committed outputs
+
+For each ``notebooks/NN_name.ipynb`` the parameters come from
+``configs/NN_name/<profile>.yaml`` (a flat YAML mapping; every key must be a
+parameter of the notebook, or the run stops before executing anything). The
+executed copy goes to ``results/NN_name/executed/<profile>.ipynb``
+(git-ignored) and the notebook writes ``results/NN_name/metrics.json``
+(profile ``smoke``) or ``results/NN_name/<profile>/metrics.json``; the runner
+checks that file exists, is new and valid, then rebuilds ``results/README.md``.
+
+A failing notebook is reported with its name and the failing cell, the other
+notebooks still run, and the exit code is non-zero. The ``gpu`` profile
+refuses to run without CUDA (it records nothing rather than falling back to
+the CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .results import MetricsSchemaError, load_metrics, render_report
+from .utils import atomic_write_text, repo_root
+
+__all__ = ["list_notebooks", "load_profile_params", "run_notebook", "write_results_readme", "main",
+           "NotebookFailed", "ParameterError"]
+
+PROFILES = ("smoke", "gpu")
+
+
+class ParameterError(ValueError):
+    """A profile YAML names a parameter the notebook does not have."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised during execution, or did not write a valid metrics.json."""
+
+
+def list_notebooks(root: Path | None = None) -> list[Path]:
+    root = root or repo_root()
+    return sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def results_dir_for(stem: str, profile: str, root: Path | None = None) -> Path:
+    base = (root or repo_root()) / "results" / stem
+    return base if profile == "smoke" else base / profile
+
+
+def notebook_parameters(nb_path: Path) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(nb_path))
+
+
+def load_profile_params(nb_path: Path, profile: str, root: Path | None = None) -> dict:
+    """The YAML parameters of ``profile`` for a notebook, checked against the
+    notebook's parameters cell."""
+    root = root or repo_root()
+    cfg = root / "configs" / nb_path.stem / f"{profile}.yaml"
+    if not cfg.is_file():
+        if profile == "smoke":
+            params = {}
+        else:
+            raise ParameterError(f"{cfg}: no '{profile}' profile for {nb_path.name}")
+    else:
+        try:
+            params = yaml.safe_load(cfg.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ParameterError(f"{cfg}: invalid YAML ({e})") from e
+        if not isinstance(params, dict):
+            raise ParameterError(f"{cfg}: must be a flat mapping of parameter names to values")
+    check_parameters(nb_path, params, source=str(cfg))
+    params.setdefault("profile", profile)
+    return params
+
+
+def check_parameters(nb_path: Path, params: dict, source: str = "parameters") -> None:
+    known = notebook_parameters(nb_path)
+    if not known:
+        raise ParameterError(f"{nb_path}: no cell tagged 'parameters'")
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParameterError(f"{source}: unknown parameter(s) {', '.join(unknown)} for {nb_path.name}; "
+                             f"known: {', '.join(sorted(known))}")
+
+
+def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
+                 root: Path | None = None, update_notebook: bool = False, log_output: bool = False) -> Path:
+    """Execute one notebook; return the path of its validated metrics.json."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    root = root or repo_root()
+    params = dict(load_profile_params(nb_path, profile, root) if params is None else params)
+    check_parameters(nb_path, params)
+    out_dir = results_dir_for(nb_path.stem, profile, root)
+    if profile != "smoke":
+        params.setdefault("out_dir", os.path.relpath(out_dir, nb_path.parent))
+    executed = root / "results" / nb_path.stem / "executed" / f"{profile}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    metrics = out_dir / "metrics.json"
+    started = time.time()
+    try:
+        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
+                            cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
+                            execution_timeout=timeout, report_mode=False)
+    except PapermillExecutionError as e:
+        index, first_line = _source_cell(executed, e.cell_index)
+        raise NotebookFailed(f"{nb_path.name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
+                             f"  executed copy: {executed}") from e
+    if not metrics.is_file() or metrics.stat().st_mtime < started:
+        raise NotebookFailed(f"{nb_path.name}: ran but did not write {metrics}")
+    try:
+        obj = load_metrics(metrics)
+    except MetricsSchemaError as e:
+        raise NotebookFailed(str(e)) from e
+    if obj["profile"] != profile:
+        raise NotebookFailed(f"{metrics}: records profile {obj['profile']!r}, expected {profile!r}")
+    if update_notebook:
+        from .nbclean import clean_notebook, _dump
+
+        nb = json.loads(executed.read_text(encoding="utf-8"))
+        atomic_write_text(nb_path, _dump(clean_notebook(nb)))
+    return metrics
+
+
+def _source_cell(executed: Path, cell_index: int) -> tuple[int, str]:
+    """Map a cell index of the executed copy (which has papermill's injected
+    parameters cell) back to the source notebook; also return its first line."""
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    cells = [c for c in nb.get("cells", [])  # papermill prepends an error banner cell on failure
+             if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    source = "".join(cells[cell_index].get("source", "")) if 0 <= cell_index < len(cells) else ""
+    first = next((ln for ln in source.splitlines() if ln.strip()), "")[:80]
+    shift = 1 if injected and cell_index > injected[0] else 0
+    return cell_index - shift, first
+
+
+READ_ME_HEAD = """# Results
+
+Regenerated by `make reproduce` (`python -m restore_lib.reproduce`); do not edit by hand.
+Every table below was written by the notebook run it names, with its provenance (code commit at run
+time, profile, device, torch version, seed, wall time and the dataset hash). Tables headed
+"Published figures" are copied from the papers or course reports for comparison and were not run here.
+
+Profiles: **smoke** = the notebooks' default parameters (small models, embedded data, a few minutes on a
+2-core CPU; numbers show the method works, not paper-level quality). **gpu** = the full configs in
+`configs/*/gpu.yaml`, run only on a CUDA machine.
+"""
+
+
+def write_results_readme(root: Path | None = None) -> Path:
+    """Rebuild ``results/README.md`` from every ``results/*/metrics.json``."""
+    root = root or repo_root()
+    parts = [READ_ME_HEAD]
+    stems = [p.stem for p in list_notebooks(root)]
+    for stem in stems:
+        found = False
+        for profile in PROFILES:
+            m = results_dir_for(stem, profile, root) / "metrics.json"
+            if m.is_file():
+                obj = load_metrics(m)
+                prefix = f"{stem}/" if profile == "smoke" else f"{stem}/{profile}/"
+                parts.append(render_report(obj, heading_level=2, figure_prefix=prefix))
+                found = True
+            elif profile == "gpu" and found:
+                parts.append(f"*{stem}: the gpu profile has not been run (it needs a CUDA machine).*\n")
+        if not found:
+            parts.append(f"## {stem}\n\n*No results yet: run `python -m restore_lib.reproduce --only "
+                         f"{stem[:2]}`.*\n")
+    bench = root / "results" / "benchmarks" / "README.md"
+    if bench.is_file():
+        parts.append("## Benchmarks\n\nSee [benchmarks/README.md](benchmarks/README.md).\n")
+    return atomic_write_text(root / "results" / "README.md", "\n".join(parts))
+
+
+def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    if not only:
+        return notebooks
+    chosen = [nb for nb in notebooks if any(nb.stem.startswith(o) or nb.stem == o for o in only)]
+    missing = [o for o in only if not any(nb.stem.startswith(o) for nb in notebooks)]
+    if missing:
+        raise SystemExit(f"no notebook matches {', '.join(missing)}; have: "
+                         f"{', '.join(nb.stem for nb in notebooks)}")
+    return chosen
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.reproduce", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="smoke", choices=PROFILES)
+    ap.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 00 01")
+    ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    ap.add_argument("--update-notebooks", action="store_true",
+                    help="write the executed, cleaned notebooks back to notebooks/ (smoke profile only)")
+    ap.add_argument("--readme-only", action="store_true", help="only rebuild results/README.md")
+    ap.add_argument("--ablation", help="run the arms of configs/ablations/<name>.yaml")
+    ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    args = ap.parse_args(argv)
+    root = repo_root()
+
+    if args.ablation:
+        from .ablations import run_ablation
+
+        return run_ablation(args.ablation, root=root, timeout=args.timeout)
+    if args.readme_only:
+        print(f"wrote {write_results_readme(root)}")
+        return 0
+    if args.update_notebooks and args.profile != "smoke":
+        raise SystemExit("--update-notebooks only with --profile smoke (committed outputs are the CPU profile)")
+    if args.profile == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("profile 'gpu' needs CUDA and none is available: nothing was run, nothing recorded.",
+                  file=sys.stderr)
+            return 2
+
+    notebooks = _select(list_notebooks(root), args.only)
+    # check every parameter file before running anything
+    plans = [(nb, load_profile_params(nb, args.profile, root)) for nb in notebooks]
+    failures = []
+    for nb, params in plans:
+        t0 = time.perf_counter()
+        print(f"[{nb.stem}] running ({args.profile}) ...", flush=True)
+        try:
+            m = run_notebook(nb, args.profile, params=params, timeout=args.timeout, root=root,
+                             update_notebook=args.update_notebooks, log_output=args.log_output)
+            print(f"[{nb.stem}] ok in {time.perf_counter() - t0:.0f} s -> {m.relative_to(root)}", flush=True)
+        except NotebookFailed as e:
+            failures.append(str(e))
+            print(f"[{nb.stem}] FAILED: {e}", file=sys.stderr, flush=True)
+    write_results_readme(root)
+    if failures:
+        print(f"{len(failures)} notebook(s) failed:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
+    print(f"all {len(plans)} notebook(s) ok; results/README.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

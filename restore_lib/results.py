@@ -1,0 +1,328 @@
+"""``metrics.json``: the versioned record every notebook writes, and its tables.
+
+Schema (version 1)::
+
+    {
+      "schema_version": 1,
+      "report": "01_promptir_rain_snow",        # the notebook's stem
+      "title": "...",
+      "profile": "smoke",                        # configs/<report>/<profile>.yaml
+      "params": {...},                           # the notebook's parameters
+      "provenance": {commit, dirty, lib_hash, device, torch, python, platform,
+                     threads, seed, wall_time_s, started, data: {name, hash, split}},
+      "protocol": {color_space, crop_border, data_range, ssim_variant, quantize, description},
+      "tables": [{"id", "title", "columns", "rows", "source": "ours"|"published",
+                  "citation"?, "protocol"?, "notes"?}],
+      "metrics": {"<table>/<row>/<column>": number, ...},   # flat, for tests and the grader
+      "figures": ["figures/....png"],
+      "notes": ["..."]
+    }
+
+Numbers in "ours" tables come from the run that wrote the file; "published"
+tables hold figures copied from a paper or course report and say so.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .utils import atomic_write_json, atomic_write_text, git_info, lib_hash, repo_root
+
+__all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
+           "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance"]
+
+SCHEMA_VERSION = 1
+_REQUIRED = {"schema_version": int, "report": str, "title": str, "profile": str, "params": dict,
+             "provenance": dict, "protocol": dict, "tables": list, "metrics": dict, "figures": list}
+_PROVENANCE_KEYS = ("commit", "dirty", "lib_hash", "device", "torch", "python", "seed", "wall_time_s", "data")
+_PROTOCOL_KEYS = ("color_space", "crop_border", "data_range", "ssim_variant")
+
+
+class MetricsSchemaError(ValueError):
+    """A metrics.json that does not follow the schema; the message names the file."""
+
+
+def resolve_out_dir(out_dir: str | os.PathLike, report: str) -> Path:
+    """``"auto"`` -> ``$RESTORE_RESULTS_DIR/<report>`` if set, else ``<repo>/results/<report>``."""
+    if str(out_dir) != "auto":
+        return Path(out_dir)
+    base = os.environ.get("RESTORE_RESULTS_DIR")
+    return (Path(base) if base else repo_root() / "results") / report
+
+
+def runs_dir(report: str) -> Path:
+    """Where a notebook keeps checkpoints (git-ignored): ``$RESTORE_RUNS_DIR/<report>``
+    or ``<repo>/runs/<report>``."""
+    base = os.environ.get("RESTORE_RUNS_DIR")
+    return (Path(base) if base else repo_root() / "runs") / report
+
+
+def environment_provenance(device) -> dict:
+    import torch
+
+    dev = str(device)
+    if getattr(device, "type", str(device)) == "cuda":
+        dev = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        dev = f"{dev} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return {
+        "device": dev,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _jsonable(v: Any) -> Any:
+    """Plain JSON values (numpy/torch scalars -> float/int, tuples -> lists)."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 0) == 0:
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+class RunRecorder:
+    """Collects what a notebook run produced and writes ``metrics.json`` plus
+    ``table.md`` atomically into ``out_dir``."""
+
+    def __init__(self, report: str, title: str, *, params: dict, out_dir: str | os.PathLike, seed: int,
+                 device, profile: str, protocol=None, data: dict | None = None):
+        self.report, self.title, self.profile = report, title, profile
+        self.out_dir = resolve_out_dir(out_dir, report)
+        self.params = _jsonable(dict(params))
+        self.seed = seed
+        self.device = device
+        self.protocol = protocol
+        self.data = data or {"name": "unspecified", "hash": "unknown", "split": "unspecified"}
+        self.tables: list[dict] = []
+        self.metrics: dict[str, float] = {}
+        self.figures: list[str] = []
+        self.notes: list[str] = []
+        self._t0 = time.perf_counter()
+        self._started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+    # -------------------------------------------------------------- content
+    def set_data(self, name: str, hash: str, split: str) -> None:  # noqa: A002 - field name
+        self.data = {"name": name, "hash": hash, "split": split}
+
+    def add_table(self, id: str, title: str, table, *, source: str = "ours", citation: str | None = None,  # noqa: A002
+                  protocol=None, notes: Iterable[str] = (), metric_columns: Sequence[str] | None = None,
+                  row_key: str | None = None) -> dict:
+        """Add a table (a pandas DataFrame or ``(columns, rows)``).
+
+        For ``source="ours"`` the numeric cells also go to the flat ``metrics``
+        dict as ``<id>/<row label>/<column>``; the row label is ``row_key``'s
+        value or the first column. ``source="published"`` tables need a citation.
+        """
+        if source not in ("ours", "published"):
+            raise ValueError(f"source must be 'ours' or 'published', got {source!r}")
+        if source == "published" and not citation:
+            raise ValueError(f"published table {id!r} needs a citation")
+        if any(t["id"] == id for t in self.tables):
+            raise ValueError(f"table id {id!r} already used")
+        if hasattr(table, "to_dict"):
+            columns = [str(c) for c in table.columns]
+            rows = [[_jsonable(x) for x in r] for r in table.itertuples(index=False, name=None)]
+        else:
+            columns, rows = list(table[0]), [list(map(_jsonable, r)) for r in table[1]]
+        entry = {"id": id, "title": title, "columns": columns, "rows": rows, "source": source}
+        if citation:
+            entry["citation"] = citation
+        if protocol is not None:
+            entry["protocol"] = _protocol_dict(protocol)
+        if notes:
+            entry["notes"] = list(notes)
+        self.tables.append(entry)
+        if source == "ours":
+            key_idx = columns.index(row_key) if row_key else 0
+            for r in rows:
+                label = str(r[key_idx])
+                for c, v in zip(columns, r):
+                    if (metric_columns is None or c in metric_columns) and isinstance(v, (int, float)) \
+                            and not isinstance(v, bool) and c != columns[key_idx]:
+                        self.metrics[f"{id}/{label}/{c}"] = float(v)
+        return entry
+
+    def set_metric(self, key: str, value: float) -> None:
+        self.metrics[key] = float(value)
+
+    def add_figure(self, fig, name: str, dpi: int = 100) -> Path:
+        """Save a matplotlib figure under ``figures/<name>.png`` (and record it)."""
+        path = self.out_dir / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        os.replace(tmp, path)
+        rel = str(path.relative_to(self.out_dir))
+        if rel not in self.figures:
+            self.figures.append(rel)
+        return path
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    # -------------------------------------------------------------- output
+    def to_dict(self) -> dict:
+        prov = {**git_info(), "lib_hash": lib_hash(), **environment_provenance(self.device), "seed": self.seed,
+                "wall_time_s": round(time.perf_counter() - self._t0, 1), "started": self._started,
+                "data": self.data}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "report": self.report,
+            "title": self.title,
+            "profile": self.profile,
+            "params": self.params,
+            "provenance": prov,
+            "protocol": _protocol_dict(self.protocol),
+            "tables": self.tables,
+            "metrics": self.metrics,
+            "figures": self.figures,
+            "notes": self.notes,
+        }
+
+    def save(self) -> Path:
+        obj = self.to_dict()
+        validate_metrics(obj, "<in memory>")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = atomic_write_json(self.out_dir / "metrics.json", obj)
+        atomic_write_text(self.out_dir / "table.md", render_report(obj, heading_level=1))
+        return path
+
+
+def _protocol_dict(protocol) -> dict:
+    if protocol is None:
+        return {"color_space": "n/a", "crop_border": 0, "data_range": 1.0, "ssim_variant": "n/a",
+                "description": "no image metric"}
+    if isinstance(protocol, dict):
+        return dict(protocol)
+    d = protocol.as_dict()
+    d["description"] = protocol.describe()
+    return d
+
+
+# ---------------------------------------------------------------------- validation
+def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> dict:
+    """Check ``obj`` against schema version 1; raise :class:`MetricsSchemaError`
+    naming ``source`` and every problem found."""
+    problems: list[str] = []
+    if not isinstance(obj, dict):
+        raise MetricsSchemaError(f"{source}: top level must be a JSON object, got {type(obj).__name__}")
+    for key, typ in _REQUIRED.items():
+        if key not in obj:
+            problems.append(f"missing field {key!r}")
+        elif not isinstance(obj[key], typ) or (typ is int and isinstance(obj[key], bool)):
+            problems.append(f"field {key!r} must be {typ.__name__}, got {type(obj[key]).__name__}")
+    if isinstance(obj.get("schema_version"), int) and obj["schema_version"] != SCHEMA_VERSION:
+        problems.append(f"schema_version {obj['schema_version']} is not supported (expected {SCHEMA_VERSION})")
+    prov = obj.get("provenance")
+    if isinstance(prov, dict):
+        problems += [f"provenance lacks {k!r}" for k in _PROVENANCE_KEYS if k not in prov]
+        if isinstance(prov.get("data"), dict):
+            problems += [f"provenance.data lacks {k!r}" for k in ("name", "hash", "split") if k not in prov["data"]]
+    proto = obj.get("protocol")
+    if isinstance(proto, dict):
+        problems += [f"protocol lacks {k!r}" for k in _PROTOCOL_KEYS if k not in proto]
+    for i, t in enumerate(obj.get("tables") or []):
+        where = f"tables[{i}]"
+        if not isinstance(t, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        for k in ("id", "title", "columns", "rows", "source"):
+            if k not in t:
+                problems.append(f"{where} lacks {k!r}")
+        if t.get("source") not in ("ours", "published"):
+            problems.append(f"{where}.source must be 'ours' or 'published'")
+        if t.get("source") == "published" and not t.get("citation"):
+            problems.append(f"{where} is published but has no citation")
+        cols = t.get("columns") or []
+        for j, r in enumerate(t.get("rows") or []):
+            if not isinstance(r, list) or len(r) != len(cols):
+                problems.append(f"{where}.rows[{j}] has {len(r) if isinstance(r, list) else '?'} cells for "
+                                f"{len(cols)} columns")
+    for k, v in (obj.get("metrics") or {}).items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            problems.append(f"metrics[{k!r}] must be a number, got {type(v).__name__}")
+    if problems:
+        raise MetricsSchemaError(f"{source}: invalid metrics file: " + "; ".join(problems))
+    return obj
+
+
+def load_metrics(path: str | os.PathLike) -> dict:
+    """Read and validate a metrics.json; errors name the file."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise MetricsSchemaError(f"{path}: file not found")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MetricsSchemaError(f"{path}: not valid JSON ({e})") from e
+    return validate_metrics(obj, path)
+
+
+# ---------------------------------------------------------------------- rendering
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞"
+        return f"{v:.4f}" if abs(v) < 1.5 else f"{v:.2f}"
+    return str(v).replace("|", "\\|")
+
+
+def table_to_markdown(table: dict) -> str:
+    cols = table["columns"]
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in table["rows"]]
+    return "\n".join(lines)
+
+
+def render_report(obj: dict, heading_level: int = 2, figure_prefix: str = "") -> str:
+    """Markdown for one metrics.json: our tables with provenance, published
+    tables labelled as such."""
+    h = "#" * heading_level
+    prov = obj["provenance"]
+    data = prov.get("data", {})
+    dirty = " (uncommitted changes)" if prov.get("dirty") else ""
+    out = [f"{h} {obj['title']}", "",
+           f"*Provenance:* commit `{str(prov.get('commit'))[:10]}`{dirty}, lib `{prov.get('lib_hash')}`, "
+           f"profile **{obj['profile']}**, device {prov.get('device')}, torch {prov.get('torch')}, "
+           f"seed {prov.get('seed')}, wall time {prov.get('wall_time_s')} s, data {data.get('name')} "
+           f"(`{str(data.get('hash'))[:12]}`, split: {data.get('split')}), run {prov.get('started', '?')}.",
+           ""]
+    if obj["protocol"].get("description"):
+        out += [f"*Protocol:* {obj['protocol']['description']}.", ""]
+    for t in obj["tables"]:
+        label = "Published figures (copied from the source, not run here)" if t["source"] == "published" \
+            else "Our run"
+        out.append(f"**{t['title']}** — {label}" + (f"; source: {t['citation']}" if t.get("citation") else ""))
+        out.append("")
+        if t.get("protocol", {}).get("description"):
+            out += [f"Protocol: {t['protocol']['description']}.", ""]
+        out.append(table_to_markdown(t))
+        out.append("")
+        for n in t.get("notes", []):
+            out += [f"> {n}", ""]
+    for n in obj.get("notes", []):
+        out += [f"- {n}"]
+    if obj.get("notes"):
+        out.append("")
+    for f in obj.get("figures", []):
+        out.append(f"![{Path(f).stem}]({figure_prefix}{f})")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,373 @@
+"""A small, readable training loop shared by every notebook.
+
+What it does, in order, each step:
+
+1. take the next batch of an epoch-seeded permutation of the dataset;
+2. forward + loss (under autocast on CUDA), refuse a NaN/inf loss;
+3. backward (with a gradient scaler for fp16), optional gradient clipping,
+   optimizer step, scheduler step (cosine annealing down to ``eta_min``);
+4. every ``log_every`` steps, record loss / lr / batch PSNR in ``history``;
+5. every ``val_every`` steps (and at the end), validate;
+6. at the end of every epoch (or every ``ckpt_every`` steps) write a
+   checkpoint atomically: model, optimizer, scheduler, scaler, RNG states,
+   step, position inside the epoch and the history.
+
+Resuming from that checkpoint continues *exactly*: the data order depends only
+on (seed, epoch), random crops only on (seed, epoch, index) (datasets with a
+``set_epoch`` method), and the RNG states are restored — on CPU the resumed
+run ends with bit-identical weights (tested).
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop wraps the model in
+DistributedDataParallel and shards each epoch like DistributedSampler; only
+rank 0 writes checkpoints and validates.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .metrics import psnr
+from .utils import atomic_torch_save, pick_device
+
+__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stops instead of silently
+    corrupting the weights."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (all plain values, saved in the checkpoint)."""
+
+    total_steps: int = 1000
+    batch_size: int = 8
+    optimizer: str = "adamw"          # "adam" | "adamw"
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    scheduler: str = "cosine"         # "cosine" | "constant"
+    eta_min: float = 1e-6
+    grad_clip: float | None = None    # max global grad norm
+    amp: str = "auto"                 # "auto" (bf16 on CUDA, off elsewhere) | "fp16" | "bf16" | "off"
+    log_every: int = 10
+    val_every: int = 0                # 0: validate only at the end
+    ckpt_every: int = 0               # 0: at the end of every epoch
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.scheduler not in ("cosine", "constant"):
+            raise ValueError(f"scheduler must be 'cosine' or 'constant', got {self.scheduler!r}")
+        if self.amp not in ("auto", "fp16", "bf16", "off"):
+            raise ValueError(f"amp must be 'auto', 'fp16', 'bf16' or 'off', got {self.amp!r}")
+        if self.total_steps < 1 or self.batch_size < 1:
+            raise ValueError("total_steps and batch_size must be positive")
+        self.betas = tuple(self.betas)
+
+
+def _dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, dict], Any]
+
+
+class Trainer:
+    """Train ``model`` on a dataset of ``{"lq", "gt", ...}`` items.
+
+    ``loss_fn(pred, gt, batch)`` returns a scalar tensor, or ``(tensor, logs)``.
+    For multi-network training (GANs, DiffIR stage 2) subclass and override
+    :meth:`train_step`, and :meth:`extra_state` / :meth:`load_extra_state`
+    for anything else that must survive a resume.
+
+    ``callbacks`` are objects with optional methods ``on_log(trainer, record)``,
+    ``on_validate(trainer, metrics)`` and ``on_epoch_end(trainer, epoch)``.
+    """
+
+    def __init__(self, model: nn.Module, train_set: Dataset, loss_fn: LossFn | None, config: TrainConfig, *,
+                 val_set: Dataset | None = None, val_fn: Callable[[nn.Module], dict] | None = None,
+                 ckpt_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                 resume: bool = True, progress: bool = True, callbacks: Iterable[Any] = (),
+                 params: Iterable[torch.nn.Parameter] | None = None):
+        self.config = config
+        self.device = pick_device(device)
+        self.rank, self.world_size = _dist_info()
+        self.model = model.to(self.device)
+        self.train_set = train_set
+        self.loss_fn = loss_fn
+        self.val_set, self.val_fn = val_set, val_fn
+        self.ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
+        self.progress = progress and self.rank == 0
+        self.callbacks = list(callbacks)
+        if len(train_set) < config.batch_size * self.world_size:
+            raise ValueError(f"the training set has {len(train_set)} items, fewer than one batch "
+                             f"({config.batch_size} x {self.world_size} processes)")
+
+        self.net = self.model
+        if self.world_size > 1:
+            ddp_kw = {"device_ids": [self.device.index]} if self.device.type == "cuda" else {}
+            self.net = nn.parallel.DistributedDataParallel(self.model, **ddp_kw)
+
+        trainable = list(params) if params is not None else [p for p in self.model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        if config.scheduler == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=config.total_steps, eta_min=config.eta_min)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history: list[dict] = []
+        self.wall_time_s = 0.0
+        self.resumed_from: str | None = None
+        if resume and self.ckpt_dir is not None and (self.ckpt_dir / "last.pt").is_file():
+            self.load_checkpoint(self.ckpt_dir / "last.pt")
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _amp_dtype(self):
+        amp = self.config.amp
+        if amp == "off" or self.device.type != "cuda":
+            return None
+        if amp == "fp16":
+            return torch.float16
+        return torch.bfloat16
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_set) // (self.config.batch_size * self.world_size)
+
+    def _epoch_indices(self, epoch: int) -> list[int]:
+        sampler = DistributedSampler(self.train_set, num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                     seed=self.config.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def _loader(self, epoch: int, start_batch: int) -> DataLoader:
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        bs = self.config.batch_size
+        indices = self._epoch_indices(epoch)[: self.steps_per_epoch * bs][start_batch * bs:]
+        # a private generator: creating a loader must not consume the global RNG
+        # (that would make a resumed run diverge from an uninterrupted one)
+        gen = torch.Generator().manual_seed(self.config.seed * 100003 + epoch)
+        return DataLoader(self.train_set, batch_size=bs, sampler=indices, num_workers=self.config.num_workers,
+                          drop_last=True, generator=gen)
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                for k, v in batch.items()}
+
+    # ------------------------------------------------------------------ one step
+    def forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
+        """Forward pass and loss for the default single-network case."""
+        pred = self.net(batch["lq"])
+        out = self.loss_fn(pred, batch["gt"], batch)
+        loss, logs = (out if isinstance(out, tuple) else (out, {}))
+        return loss, dict(logs), pred
+
+    def check_finite(self, loss: torch.Tensor, name: str = "loss") -> None:
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"{name} became {loss.detach().float().item()} at step {self.step} (epoch {self.epoch}, "
+                f"lr {self.optimizer.param_groups[0]['lr']:.3g}); lower the learning rate, enable grad_clip "
+                f"or check the data")
+
+    def backward_step(self, loss: torch.Tensor, optimizer=None, params=None) -> None:
+        """Backward, clip, step (with the scaler when fp16)."""
+        optimizer = optimizer or self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip:
+            self.scaler.unscale_(optimizer)
+            params = params if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def train_step(self, batch: dict) -> dict:
+        """One optimisation step; returns the values to log (must include "loss")."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            loss, logs, pred = self.forward_loss(batch)
+        self.check_finite(loss)
+        self.backward_step(loss)
+        logs["loss"] = float(loss.detach())
+        if pred is not None and pred.shape == batch["gt"].shape:
+            logs["train_psnr"] = psnr(pred.detach().float().clamp(0, 1), batch["gt"].float())
+        return logs
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, stop_at_step: int | None = None) -> "Any":
+        """Train until ``config.total_steps`` (or ``stop_at_step``, which writes
+        a checkpoint and returns early: this is how notebooks demonstrate an
+        interrupted run). Returns the history as a pandas DataFrame."""
+        import pandas as pd
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        target = cfg.total_steps if stop_at_step is None else min(stop_at_step, cfg.total_steps)
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not self.progress, desc="train",
+                   leave=False)
+        self._t0, self._wall_base = time.perf_counter(), self.wall_time_s
+        try:
+            while self.step < target:
+                loader = self._loader(self.epoch, self.batch_in_epoch)
+                for batch in loader:
+                    self.model.train()
+                    logs = self.train_step(self._to_device(batch))
+                    self.scheduler.step()
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
+                        self._log(logs)
+                    if cfg.val_every and self.step % cfg.val_every == 0 and self.step < cfg.total_steps:
+                        self.validate()
+                    if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                        self._checkpoint_now()
+                    if self.step >= target:
+                        break
+                if self.batch_in_epoch >= self.steps_per_epoch:
+                    finished = self.epoch
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    for cb in self.callbacks:
+                        if hasattr(cb, "on_epoch_end"):
+                            cb.on_epoch_end(self, finished)
+                    if not cfg.ckpt_every:
+                        self._checkpoint_now()
+            if self.step >= cfg.total_steps:
+                self.validate()
+            self._checkpoint_now()
+        finally:
+            bar.close()
+        return pd.DataFrame(self.history)
+
+    def _checkpoint_now(self) -> None:
+        self.wall_time_s = self._wall_base + time.perf_counter() - self._t0
+        if self.ckpt_dir is not None:
+            self.save_checkpoint(self.ckpt_dir / "last.pt")
+
+    def _log(self, logs: dict) -> None:
+        rec = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], **logs}
+        self.history.append(rec)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_log"):
+                cb.on_log(self, rec)
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Run ``val_fn(model)`` or the default mean PSNR over ``val_set``;
+        the result is appended to the history (rank 0 only)."""
+        if self.rank != 0 or (self.val_fn is None and self.val_set is None):
+            return {}
+        self.model.eval()
+        if self.val_fn is not None:
+            metrics = dict(self.val_fn(self.model))
+        else:
+            values = []
+            for i in range(len(self.val_set)):
+                item = self.val_set[i]
+                pred = self.model(item["lq"][None].to(self.device)).float().clamp(0, 1).cpu()
+                values.append(psnr(pred, item["gt"][None]))
+            metrics = {"val_psnr": float(np.mean(values))}
+        self.model.train()
+        rec = {"step": self.step, "epoch": self.epoch, **metrics}
+        self.history.append(rec)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_validate"):
+                cb.on_validate(self, metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def extra_state(self) -> dict:
+        """Override to save more (extra networks' optimizers, EMA, ...)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Override together with :meth:`extra_state`."""
+
+    def state_dict(self) -> dict:
+        np_state = np.random.get_state()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "history": self.history,
+            "wall_time_s": self.wall_time_s,
+            "config": dataclasses.asdict(self.config),
+            "world_size": self.world_size,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+                "python": random.getstate(),
+            },
+            "extra": self.extra_state(),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Atomic write (rank 0 only; other ranks wait)."""
+        if self.rank == 0:
+            atomic_torch_save(self.state_dict(), path)
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore everything :meth:`state_dict` saved (``weights_only=True``)."""
+        from .models import CheckpointError
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - re-raised with the file name
+            raise CheckpointError(f"{path}: cannot resume from this checkpoint ({e})") from e
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: not a restore_lib training checkpoint (format "
+                                  f"{state.get('format') if isinstance(state, dict) else type(state).__name__})")
+        if state.get("world_size", 1) != self.world_size:
+            raise CheckpointError(f"{path}: saved with {state.get('world_size')} processes, resuming with "
+                                  f"{self.world_size}; the data order would differ")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.history = list(state["history"])
+        self.wall_time_s = float(state.get("wall_time_s", 0.0))
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        name, keys, *rest = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        version, internal, gauss = rng["python"]
+        random.setstate((version, tuple(internal), gauss))
+        self.load_extra_state(state.get("extra", {}))
+        self.resumed_from = str(path)

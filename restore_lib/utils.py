@@ -1,0 +1,126 @@
+"""Small utilities: repository paths, seeding, device choice, atomic writes,
+hashes and git provenance."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["repo_root", "seed_everything", "pick_device", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path:
+    """The repository root: the folder holding pyproject.toml above the package
+    (editable install), else the current working directory."""
+    for parent in [PACKAGE_DIR, *PACKAGE_DIR.parents]:
+        if (parent / "pyproject.toml").is_file() and (parent / "restore_lib").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and PyTorch (all devices). With ``deterministic``,
+    ask cuDNN for deterministic kernels (CPU results are deterministic anyway;
+    seeds do not make CPU and GPU results identical)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> cuda, then mps, then cpu; anything else is passed to torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that the file is either complete or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temporary file and ``os.replace``."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_info(root: str | os.PathLike | None = None) -> dict:
+    """``{"commit": sha or "unknown", "dirty": bool or None}`` of the repo."""
+    root = Path(root or repo_root())
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        return {"commit": sha, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def lib_hash() -> str:
+    """sha256 over the sources of restore_lib (identifies the code even when the
+    working tree is dirty)."""
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(str(p.relative_to(PACKAGE_DIR)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,77 @@
+"""The papermill runner: parameter checks, failure reporting, metrics validation, README."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from restore_lib.reproduce import (NotebookFailed, ParameterError, load_profile_params, run_notebook,
+                                   write_results_readme)
+
+PARAMS = '''profile = "smoke"
+seed = 0
+out_dir = "auto"
+fail = False
+'''
+BODY = '''from restore_lib.results import RunRecorder
+if fail:
+    raise RuntimeError("planted failure")
+rec = RunRecorder("99_demo", "Demo notebook", params=dict(profile=profile, seed=seed), out_dir=out_dir,
+                  seed=seed, device="cpu", profile=profile)
+rec.add_table("main", "Main", (["method", "PSNR"], [["ours", 30.0]]))
+rec.save()
+'''
+
+
+@pytest.fixture()
+def fake_repo(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(PARAMS)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "99_demo.ipynb")
+    cfg = tmp_path / "configs" / "99_demo"
+    cfg.mkdir(parents=True)
+    (cfg / "smoke.yaml").write_text(f"out_dir: {tmp_path / 'results' / '99_demo'}\nseed: 3\n")
+    return tmp_path
+
+
+def test_unknown_parameter_is_an_error(fake_repo):
+    (fake_repo / "configs" / "99_demo" / "smoke.yaml").write_text("sed: 3\n")
+    with pytest.raises(ParameterError) as e:
+        load_profile_params(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", fake_repo)
+    assert "sed" in str(e.value) and "seed" in str(e.value) and "smoke.yaml" in str(e.value)
+
+
+def test_missing_profile_file(fake_repo):
+    with pytest.raises(ParameterError, match="no 'gpu' profile"):
+        load_profile_params(fake_repo / "notebooks" / "99_demo.ipynb", "gpu", fake_repo)
+
+
+def test_run_writes_validated_metrics_and_readme(fake_repo):
+    nb = fake_repo / "notebooks" / "99_demo.ipynb"
+    metrics = run_notebook(nb, "smoke", root=fake_repo)
+    assert metrics == fake_repo / "results" / "99_demo" / "metrics.json"
+    assert (fake_repo / "results" / "99_demo" / "executed" / "smoke.ipynb").is_file()
+    readme = write_results_readme(fake_repo).read_text()
+    assert "Demo notebook" in readme and "30.00" in readme
+
+
+def test_failing_cell_is_named(fake_repo):
+    nb = fake_repo / "notebooks" / "99_demo.ipynb"
+    params = load_profile_params(nb, "smoke", fake_repo)
+    params["fail"] = True
+    with pytest.raises(NotebookFailed) as e:
+        run_notebook(nb, "smoke", params=params, root=fake_repo)
+    msg = str(e.value)
+    assert "99_demo.ipynb" in msg and "cell 1 (" in msg and "planted failure" in msg
+    assert "from restore_lib.results import RunRecorder" in msg
+
+
+def test_notebook_that_writes_nothing_fails(fake_repo):
+    nb = fake_repo / "notebooks" / "99_demo.ipynb"
+    params = load_profile_params(nb, "smoke", fake_repo)
+    params["out_dir"] = str(fake_repo / "elsewhere")
+    with pytest.raises(NotebookFailed, match="did not write"):
+        run_notebook(nb, "smoke", params=params, root=fake_repo)

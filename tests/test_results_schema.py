@@ -1,0 +1,73 @@
+"""metrics.json: recorder output validates; malformed files fail with the file name."""
+import json
+
+import pandas as pd
+import pytest
+
+from restore_lib.metrics import MetricSpec
+from restore_lib.results import MetricsSchemaError, RunRecorder, load_metrics, render_report, validate_metrics
+
+
+def _recorder(tmp_path):
+    rec = RunRecorder("99_demo", "Demo", params={"seed": 1, "sizes": (1, 2)}, out_dir=tmp_path, seed=1,
+                      device="cpu", profile="smoke", protocol=MetricSpec())
+    rec.set_data("embedded", "abc123", "test: 4 images")
+    rec.add_table("main", "Main", pd.DataFrame({"method": ["input", "ours"], "PSNR": [20.0, 25.5],
+                                                "SSIM": [0.5, 0.7]}))
+    rec.add_table("paper", "Paper", (["method", "PSNR"], [["ours", 30.0]]), source="published",
+                  citation="Someone et al. 2024, Tab. 1")
+    return rec
+
+
+def test_recorder_roundtrip(tmp_path):
+    rec = _recorder(tmp_path)
+    path = rec.save()
+    obj = load_metrics(path)
+    assert obj["metrics"] == {"main/input/PSNR": 20.0, "main/input/SSIM": 0.5, "main/ours/PSNR": 25.5,
+                              "main/ours/SSIM": 0.7}
+    assert obj["params"]["sizes"] == [1, 2]
+    assert obj["provenance"]["data"]["hash"] == "abc123"
+    md = (tmp_path / "table.md").read_text()
+    assert "Published figures" in md and "Someone et al. 2024" in md and "25.50" in md
+
+
+def test_published_table_needs_citation(tmp_path):
+    rec = _recorder(tmp_path)
+    with pytest.raises(ValueError, match="citation"):
+        rec.add_table("p2", "P2", (["a"], [[1]]), source="published")
+    with pytest.raises(ValueError, match="already used"):
+        rec.add_table("main", "dup", (["a"], [[1]]))
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda o: o.pop("provenance"), "missing field 'provenance'"),
+    (lambda o: o.update(schema_version=7), "schema_version 7"),
+    (lambda o: o["metrics"].update(x="high"), "metrics['x'] must be a number"),
+    (lambda o: o["tables"][0]["rows"].append([1]), "cells for 3 columns"),
+    (lambda o: o["provenance"].pop("seed"), "provenance lacks 'seed'"),
+    (lambda o: o["tables"][1].pop("citation"), "no citation"),
+])
+def test_invalid_files_are_named(tmp_path, mutate, needle):
+    obj = json.loads(_recorder(tmp_path).save().read_text())
+    mutate(obj)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(obj))
+    with pytest.raises(MetricsSchemaError) as e:
+        load_metrics(bad)
+    assert str(bad) in str(e.value) and needle in str(e.value)
+
+
+def test_not_json_and_missing(tmp_path):
+    (tmp_path / "x.json").write_text("{nope")
+    with pytest.raises(MetricsSchemaError, match="not valid JSON"):
+        load_metrics(tmp_path / "x.json")
+    with pytest.raises(MetricsSchemaError, match="not found"):
+        load_metrics(tmp_path / "none.json")
+    with pytest.raises(MetricsSchemaError, match="JSON object"):
+        validate_metrics([], "list.json")
+
+
+def test_render_report_labels_provenance(tmp_path):
+    obj = _recorder(tmp_path).to_dict()
+    md = render_report(obj)
+    assert "profile **smoke**" in md and "seed 1" in md and "Our run" in md

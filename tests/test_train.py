@@ -1,0 +1,136 @@
+"""The training loop: exact resume, NaN guard, checkpoint contents, scheduling."""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from restore_lib.models import CheckpointError, build_model
+from restore_lib.train import NonFiniteLossError, TrainConfig, Trainer
+
+
+class NoisyCrops(torch.utils.data.Dataset):
+    """Random crops + noise drawn from (seed, epoch, index) only."""
+
+    def __init__(self, n=12, size=24, crop=16, seed=0):
+        g = torch.Generator().manual_seed(123)
+        self.images = torch.rand(n, 3, size, size, generator=g)
+        self.crop, self.seed, self.epoch = crop, seed, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        y, x = rng.integers(0, self.images.shape[-1] - self.crop + 1, size=2)
+        gt = self.images[i, :, y:y + self.crop, x:x + self.crop]
+        noise = torch.from_numpy(rng.normal(0, 0.1, size=gt.shape).astype(np.float32))
+        return {"lq": (gt + noise).clamp(0, 1), "gt": gt, "name": str(i)}
+
+
+class DropoutNet(nn.Module):
+    """Uses the global RNG (dropout) so resuming must restore RNG state too."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = build_model("baseline_cnn", width=8, depth=3)
+        self.drop = nn.Dropout2d(0.2)
+
+    def forward(self, x):
+        return self.drop(self.body(x))
+
+
+def l1(pred, gt, batch):
+    return (pred - gt).abs().mean()
+
+
+def _cfg(**kw):
+    base = dict(total_steps=14, batch_size=4, lr=1e-3, log_every=2, seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _make(tmp, cfg, resume=True):
+    torch.manual_seed(0)
+    return Trainer(DropoutNet(), NoisyCrops(), l1, cfg, ckpt_dir=tmp, device="cpu", progress=False,
+                   resume=resume)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    full = _make(tmp_path / "full", _cfg())
+    full.fit()
+    # interrupted mid-epoch (3 steps per epoch), then resumed by a fresh Trainer
+    part = _make(tmp_path / "part", _cfg())
+    part.fit(stop_at_step=5)
+    assert part.step == 5 and (tmp_path / "part" / "last.pt").is_file()
+    torch.manual_seed(999)  # resuming must not depend on the caller's RNG state
+    resumed = _make(tmp_path / "part", _cfg())
+    assert resumed.step == 5 and resumed.resumed_from is not None
+    resumed.fit()
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    losses_full = [r["loss"] for r in full.history if "loss" in r]
+    losses_res = [r["loss"] for r in resumed.history if "loss" in r]
+    assert losses_full == losses_res
+
+
+def test_checkpoint_contents_and_history(tmp_path):
+    t = _make(tmp_path, _cfg(total_steps=6))
+    hist = t.fit()
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "step", "epoch", "history", "config"):
+        assert key in state
+    assert state["step"] == 6
+    assert list(hist["step"].dropna().astype(int))[:3] == [2, 4, 6]
+    assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
+
+
+def test_epoch_checkpoint_every_epoch(tmp_path):
+    class Count:
+        epochs = []
+
+        def on_epoch_end(self, trainer, epoch):
+            self.epochs.append((epoch, (tmp_path / "last.pt").is_file()))
+
+    cb = Count()
+    t = Trainer(DropoutNet(), NoisyCrops(), l1, _cfg(total_steps=7), ckpt_dir=tmp_path, device="cpu",
+                progress=False, callbacks=[cb])
+    t.fit()
+    assert [e for e, _ in cb.epochs] == [0, 1]
+    assert t.epoch == 2 and t.batch_in_epoch == 1
+
+
+def test_nan_loss_stops_with_clear_error(tmp_path):
+    def bad(pred, gt, batch):
+        return (pred - gt).abs().mean() * float("nan")
+
+    t = Trainer(DropoutNet(), NoisyCrops(), bad, _cfg(), device="cpu", progress=False)
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        t.fit()
+
+
+def test_cosine_reaches_eta_min_and_loss_decreases(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("baseline_cnn", width=16, depth=4)
+    t = Trainer(model, NoisyCrops(n=16), l1, _cfg(total_steps=60, lr=2e-3, eta_min=1e-5, log_every=10),
+                val_set=NoisyCrops(n=4), device="cpu", progress=False)
+    hist = t.fit()
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    losses = hist["loss"].dropna().tolist()
+    assert losses[-1] < losses[0]
+    assert "val_psnr" in hist.columns
+
+
+def test_resume_rejects_foreign_checkpoint(tmp_path):
+    torch.save({"params": {}}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="not a restore_lib training checkpoint"):
+        _make(tmp_path, _cfg())
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        Trainer(DropoutNet(), NoisyCrops(n=2), l1, _cfg(batch_size=4), device="cpu")
