@@ -9,7 +9,9 @@ Policy for unusual files:
 * RGBA / LA: rejected, unless the alpha channel is fully opaque or
   ``alpha="drop"`` is passed (transparent pixels would otherwise carry
   arbitrary colours into the metrics);
-* 16-bit: scaled by 1/65535, never truncated to 8 bits;
+* 16-bit: scaled by 1/65535, never truncated to 8 bits. Pillow decodes
+  16-bit *RGB* PNGs as 8-bit, so those are rejected with a message (16-bit
+  grayscale PNGs and 16-bit RGB TIFFs, read with tifffile, are fine);
 * palette images: converted to RGB;
 * anything Pillow cannot decode: :class:`ImageReadError`.
 """
@@ -36,6 +38,9 @@ def read_image(path: str | os.PathLike, *, gray: str = "rgb", alpha: str = "erro
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return _finish(path, _read_tiff(path), "TIFF", gray, alpha)
+    _reject_16bit_color_png(path)
     try:
         with Image.open(path) as im:
             im.load()
@@ -57,7 +62,38 @@ def read_image(path: str | os.PathLike, *, gray: str = "rgb", alpha: str = "erro
         img = arr
     else:
         raise ImageReadError(f"{path}: unsupported pixel type {arr.dtype} (mode {mode})")
+    return _finish(path, img, mode, gray, alpha)
 
+
+def _reject_16bit_color_png(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[12:16] == b"IHDR":
+        bit_depth, color_type = head[24], head[25]
+        if bit_depth == 16 and color_type in (2, 6):
+            raise ImageReadError(
+                f"{path}: 16-bit RGB PNG; Pillow would silently truncate it to 8 bits. Convert it to 8-bit "
+                f"PNG or to a 16-bit TIFF (read at full precision).")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        arr = tifffile.imread(path)
+    except (ValueError, OSError, KeyError, IndexError) as e:
+        raise ImageReadError(f"{path}: corrupt or unreadable TIFF ({e})") from e
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.float32, np.float64):
+        return arr.astype(np.float32)
+    raise ImageReadError(f"{path}: unsupported TIFF pixel type {arr.dtype}")
+
+
+def _finish(path: Path, img: np.ndarray, mode: str, gray: str, alpha: str) -> np.ndarray:
+    """Channel policy shared by every reader (see the module docstring)."""
     if img.ndim == 2:
         if gray != "rgb":
             raise ImageReadError(f"{path}: grayscale image (mode {mode}); expected RGB")
