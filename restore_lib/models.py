@@ -226,10 +226,11 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, key: str | Non
     missing = sorted(set(target) - set(sd))
     unexpected = sorted(set(sd) - set(target))
     mismatched = sorted(k for k in set(sd) & set(target) if sd[k].shape != target[k].shape)
+    hint = getattr(model, "CHECKPOINT_HINT", "")
     if strict and (missing or unexpected or mismatched):
-        raise CheckpointError(_describe_mismatch(path, missing, unexpected, mismatched, sd, target))
+        raise CheckpointError(_describe_mismatch(path, missing, unexpected, mismatched, sd, target) + hint)
     if mismatched:
-        raise CheckpointError(_describe_mismatch(path, [], [], mismatched, sd, target))
+        raise CheckpointError(_describe_mismatch(path, [], [], mismatched, sd, target) + hint)
     model.load_state_dict(sd, strict=strict)
     return LoadReport(str(path), used, stripped, len(sd))
 
