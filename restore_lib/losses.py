@@ -172,10 +172,15 @@ class ContrastLoss(_FeatureLoss):
     """Stripformer's contrastive loss: L1(phi(R), phi(S)) / L1(phi(R), phi(X)).
 
     R = restored (anchor), S = sharp (positive), X = blurred input (negative,
-    ``batch["lq"]``); phi = VGG19 conv3_2 features, or the MobileNetV2 stand-in.
+    ``batch["lq"]``). phi is what Stripformer's code uses, ``vgg19().features[:12]``
+    (it ends at the ReLU after conv3_1, although the paper says conv3_2), or the
+    MobileNetV2 stand-in. One difference: the reference feeds VGG images in
+    [-0.5, 0.5] without ImageNet normalisation; our extractor normalises as VGG
+    was trained.
     """
 
-    def __init__(self, kind: str = "auto", layer: str = "conv3_2", eps: float = 1e-7, weights_path=None):
+    def __init__(self, kind: str = "auto", layer: str = "stripformer_contrast", eps: float = 1e-7,
+                 weights_path=None):
         super().__init__(layer, kind, weights_path)
         self.eps = eps
 
@@ -248,7 +253,7 @@ class TVLoss(_Loss):
 class SRGANGeneratorLoss(_Loss):
     """SRGAN generator objective: content + 1e-3 * adversarial + 2e-8 * TV.
 
-    Content = MSE between frozen features (VGG19 conv5_4 when available, else
+    Content = MSE between frozen features (VGG19 phi_5,4 = relu5_4 when available, else
     the MobileNetV2 stand-in; see ``description``). Adversarial = BCE of the
     discriminator's logits on the prediction against "real". The
     discriminator's logits are passed in ``batch["d_fake_logits"]`` by the
@@ -256,7 +261,7 @@ class SRGANGeneratorLoss(_Loss):
     """
 
     def __init__(self, adv_weight: float = 1e-3, tv_weight: float = 2e-8, kind: str = "auto",
-                 layer: str = "conv5_4", weights_path=None):
+                 layer: str = "relu5_4", weights_path=None):
         super().__init__()
         self.content = PerceptualLoss(kind=kind, layer=layer, criterion="mse", weights_path=weights_path)
         self.tv = TVLoss()

@@ -1,5 +1,9 @@
+import os
 import sys
 from pathlib import Path
+
+# spinning OpenMP threads make tiny forwards very slow on a loaded 2-core machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import torch

@@ -74,3 +74,30 @@ def test_build_loss_unknown():
     with pytest.raises(ValueError, match="known losses"):
         build_loss("l3")
     assert float(build_loss("l1")(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))) == 1.0
+
+
+def test_feature_losses_use_offline_mobilenet_and_say_so(monkeypatch, tmp_path):
+    from restore_lib.losses import ContrastLoss, PerceptualLoss, SRGANGeneratorLoss, StripformerLoss
+
+    monkeypatch.setenv("RESTORE_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    p, t = _pair(shape=(1, 3, 32, 32))
+    per = PerceptualLoss()
+    assert "mobilenet" in per.description.lower()
+    assert float(per(p, p)) == 0.0 and float(per(p, t)) > 0
+    con = ContrastLoss()
+    batch = {"lq": t}
+    # the anchor equal to the positive gives 0; equal to the negative gives ~1/eps-free ratio > 0
+    assert float(con(t, p, {"lq": p + 0.1})) > 0
+    assert float(con(p, p, batch)) == 0.0
+    with pytest.raises(ValueError, match="degraded input"):
+        con(p, t)
+    total, logs = StripformerLoss()(p, t, batch)
+    assert set(logs) == {"char", "edge", "contrast"}
+    assert float(total) == pytest.approx(logs["char"] + 0.05 * logs["edge"] + 0.0005 * logs["contrast"], rel=1e-5)
+    no_con = StripformerLoss(contrast_weight=0)
+    assert "contrast" not in no_con(p, t, batch)[1]
+    g_total, g_logs = SRGANGeneratorLoss()(p, t, {"d_fake_logits": torch.zeros(1, 1)})
+    assert "adversarial" in g_logs and "mobilenet" in SRGANGeneratorLoss().description.lower()
+    # parameters of the frozen network never train
+    assert not any(q.requires_grad for q in per.parameters())
