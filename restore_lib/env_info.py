@@ -34,7 +34,9 @@ def collect() -> dict:
     info["device_auto"] = str(pick_device("auto"))
     info["torch_threads"] = torch.get_num_threads()
     root = repo_root()
-    info["data_embedded"] = os.environ.get("RESTORE_DATA") or str(root / "data" / "embedded")
+    from .data.embedded import default_root
+
+    info["data_embedded"] = str(default_root())
     info["data_embedded_built"] = os.path.isfile(os.path.join(info["data_embedded"], "manifest.json"))
     info["results_dir"] = os.environ.get("RESTORE_RESULTS_DIR") or str(root / "results")
     info["torch_hub_dir"] = torch.hub.get_dir()
