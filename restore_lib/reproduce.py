@@ -96,19 +96,29 @@ def check_parameters(nb_path: Path, params: dict, source: str = "parameters") ->
 
 
 def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
-                 root: Path | None = None, update_notebook: bool = False, log_output: bool = False) -> Path:
-    """Execute one notebook; return the path of its validated metrics.json."""
+                 root: Path | None = None, update_notebook: bool = False, log_output: bool = False,
+                 out_dir: Path | None = None, executed: Path | None = None, label: str | None = None) -> Path:
+    """Execute one notebook; return the path of its validated metrics.json.
+
+    ``out_dir`` (default ``results/<stem>`` or ``results/<stem>/<profile>``) is
+    where the notebook must write metrics.json; it is passed to the notebook as
+    its ``out_dir`` parameter unless that is the default location of the smoke
+    profile. ``executed`` is where the executed copy goes. ``label`` names the
+    run in error messages (e.g. an ablation arm).
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     root = root or repo_root()
     params = dict(load_profile_params(nb_path, profile, root) if params is None else params)
     check_parameters(nb_path, params)
-    out_dir = results_dir_for(nb_path.stem, profile, root)
-    if profile != "smoke":
-        params.setdefault("out_dir", os.path.relpath(out_dir, nb_path.parent))
-    executed = root / "results" / nb_path.stem / "executed" / f"{profile}.ipynb"
+    default_out = results_dir_for(nb_path.stem, profile, root)
+    out_dir = Path(out_dir) if out_dir is not None else default_out
+    if profile != "smoke" or out_dir != default_out:
+        params["out_dir"] = os.path.relpath(out_dir, nb_path.parent)
+    executed = executed or root / "results" / nb_path.stem / "executed" / f"{profile}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
+    name = nb_path.name + (f" ({label})" if label else "")
     metrics = out_dir / "metrics.json"
     started = time.time()
     try:
@@ -117,10 +127,10 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
                             execution_timeout=timeout, report_mode=False)
     except PapermillExecutionError as e:
         index, first_line = _source_cell(executed, e.cell_index)
-        raise NotebookFailed(f"{nb_path.name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
+        raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
                              f"  executed copy: {executed}") from e
     if not metrics.is_file() or metrics.stat().st_mtime < started:
-        raise NotebookFailed(f"{nb_path.name}: ran but did not write {metrics}")
+        raise NotebookFailed(f"{name}: ran but did not write {metrics}")
     try:
         obj = load_metrics(metrics)
     except MetricsSchemaError as e:
@@ -213,7 +223,8 @@ def main(argv=None) -> int:
     if args.ablation:
         from .ablations import run_ablation
 
-        return run_ablation(args.ablation, root=root, timeout=args.timeout)
+        return run_ablation(args.ablation, root=root, timeout=args.timeout, profile=args.profile,
+                            log_output=args.log_output)
     if args.readme_only:
         print(f"wrote {write_results_readme(root)}")
         return 0
