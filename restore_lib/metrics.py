@@ -85,11 +85,13 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, *, data_range: float = 1.0, c
     return _reduce(values, reduction)
 
 
-def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
-    ax = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
-    g = torch.exp(-(ax ** 2) / (2.0 * sigma ** 2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+def _window_1d(variant: str, dtype, device) -> torch.Tensor:
+    """The separable 1-D profile of the SSIM window (its outer product is the 2-D window)."""
+    if variant == "gaussian":
+        ax = torch.arange(11, dtype=dtype, device=device) - 5.0
+        g = torch.exp(-(ax ** 2) / (2.0 * 1.5 ** 2))
+        return g / g.sum()
+    return torch.full((7,), 1.0 / 7.0, dtype=dtype, device=device)
 
 
 def ssim_per_image(p: torch.Tensor, t: torch.Tensor, *, data_range: float = 1.0,
@@ -99,24 +101,20 @@ def ssim_per_image(p: torch.Tensor, t: torch.Tensor, *, data_range: float = 1.0,
     if variant not in SSIM_VARIANTS:
         raise ValueError(f"unknown SSIM variant {variant!r}; choose from {SSIM_VARIANTS}")
     n, c, h, w = p.shape
-    if variant == "gaussian":
-        win = _gaussian_window(11, 1.5, p.dtype, p.device)
-        cov_norm = 1.0
-    else:
-        win = torch.full((7, 7), 1.0 / 49.0, dtype=p.dtype, device=p.device)
-        cov_norm = 49.0 / 48.0  # sample covariance
-    k = win.shape[0]
+    g = _window_1d(variant, p.dtype, p.device)
+    k = g.numel()
+    cov_norm = 1.0 if variant == "gaussian" else k * k / (k * k - 1.0)  # skimage: sample covariance
     if h < k or w < k:
         raise ValueError(f"SSIM ({variant}) needs images of at least {k}x{k}, got {h}x{w}")
-    kernel = win.expand(c, 1, k, k)
-
-    def filt(x):
-        return F.conv2d(x, kernel, groups=c)
-
-    mu_p, mu_t = filt(p), filt(t)
-    var_p = cov_norm * (filt(p * p) - mu_p ** 2)
-    var_t = cov_norm * (filt(t * t) - mu_t ** 2)
-    cov = cov_norm * (filt(p * t) - mu_p * mu_t)
+    # filter the five maps in one go with the separable window ("valid": no padding)
+    stack = torch.cat([p, t, p * p, t * t, p * t], dim=1)
+    groups = stack.shape[1]
+    stack = F.conv2d(stack, g.view(1, 1, 1, k).expand(groups, 1, 1, k), groups=groups)
+    stack = F.conv2d(stack, g.view(1, 1, k, 1).expand(groups, 1, k, 1), groups=groups)
+    mu_p, mu_t, e_pp, e_tt, e_pt = stack.split(c, dim=1)
+    var_p = cov_norm * (e_pp - mu_p ** 2)
+    var_t = cov_norm * (e_tt - mu_t ** 2)
+    cov = cov_norm * (e_pt - mu_p * mu_t)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     smap = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
     return smap.flatten(2).mean(dim=2).mean(dim=1)

@@ -8,7 +8,7 @@ import torch
 
 from .utils import pick_device, seed_everything
 
-__all__ = ["setup_notebook", "in_test"]
+__all__ = ["setup_notebook", "in_test", "snapshot_params"]
 
 
 def in_test() -> bool:
@@ -34,3 +34,15 @@ def setup_notebook(seed: int = 0, device: str = "auto", *, threads: int | None =
     if banner:
         print(f"torch {torch.__version__} | device {dev} | seed {seed} | threads {torch.get_num_threads()}")
     return dev
+
+
+_SIMPLE = (int, float, str, bool, type(None), list, tuple, dict)
+_IPYTHON_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def snapshot_params(namespace: dict) -> dict:
+    """The notebook's parameters: call it in the cell right after the
+    ``parameters`` cell (papermill's injected values included), before any
+    other variable is defined. Keeps plain values only."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _IPYTHON_NAMES and isinstance(v, _SIMPLE)}

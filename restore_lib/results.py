@@ -170,6 +170,16 @@ class RunRecorder:
             self.figures.append(rel)
         return path
 
+    def register_figure(self, path: str | os.PathLike) -> str:
+        """Record an image file written under ``out_dir`` by other means
+        (e.g. the slider's static PNG)."""
+        rel = str(Path(path).resolve().relative_to(self.out_dir.resolve()))
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: figure file not found")
+        if rel not in self.figures:
+            self.figures.append(rel)
+        return rel
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 

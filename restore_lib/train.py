@@ -87,6 +87,20 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def _accepts_three_args(fn) -> bool:
+    """Our losses take (pred, target, batch); torch's nn.L1Loss etc. take two."""
+    import inspect
+
+    target = fn.forward if isinstance(fn, nn.Module) else fn
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 3
+
+
 LossFn = Callable[[torch.Tensor, torch.Tensor, dict], Any]
 
 
@@ -113,6 +127,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_set = train_set
         self.loss_fn = loss_fn
+        self._loss_takes_batch = _accepts_three_args(loss_fn) if loss_fn is not None else False
         self.val_set, self.val_fn = val_set, val_fn
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
         self.progress = progress and self.rank == 0
@@ -185,7 +200,7 @@ class Trainer:
     def forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict, torch.Tensor | None]:
         """Forward pass and loss for the default single-network case."""
         pred = self.net(batch["lq"])
-        out = self.loss_fn(pred, batch["gt"], batch)
+        out = self.loss_fn(pred, batch["gt"], batch) if self._loss_takes_batch else self.loss_fn(pred, batch["gt"])
         loss, logs = (out if isinstance(out, tuple) else (out, {}))
         return loss, dict(logs), pred
 

@@ -134,3 +134,9 @@ def test_config_validation():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="fewer than one batch"):
         Trainer(DropoutNet(), NoisyCrops(n=2), l1, _cfg(batch_size=4), device="cpu")
+
+
+def test_plain_torch_losses_work_too(tmp_path):
+    t = Trainer(DropoutNet(), NoisyCrops(), nn.L1Loss(), _cfg(total_steps=2), device="cpu", progress=False)
+    t.fit()
+    assert t.step == 2

@@ -1,0 +1,55 @@
+"""Static notebook contract: clean metadata, one parameters cell with the
+profile/device/seed/out_dir parameters, profile YAMLs that only name real
+parameters, no absolute paths, reasonable size."""
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+import yaml
+
+from restore_lib.nbclean import _dump, clean_notebook, notebook_problems
+from restore_lib.reproduce import list_notebooks
+from restore_lib.utils import repo_root
+
+NOTEBOOKS = list_notebooks()
+REQUIRED = {"profile", "device", "seed", "out_dir"}
+
+
+def test_there_are_notebooks():
+    assert [nb.stem for nb in NOTEBOOKS][:1] == ["00_quickstart"]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_clean(nb_path):
+    raw = nb_path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    assert notebook_problems(nb) == []
+    assert _dump(clean_notebook(nb)) == raw, "run: python -m restore_lib.nbclean " + str(nb_path)
+    assert len(raw) < 2_500_000, "keep notebooks under ~2 MB (smaller figures)"
+    assert str(Path.home()) not in raw and "/tmp/" not in raw
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_parameters_and_profiles(nb_path):
+    params = pm.inspect_notebook(str(nb_path))
+    assert REQUIRED <= set(params), f"missing parameters {REQUIRED - set(params)}"
+    assert params["profile"]["default"] == '"smoke"' and params["device"]["default"] == '"auto"'
+    assert params["out_dir"]["default"] == '"auto"'
+    for profile in ("smoke", "gpu"):
+        cfg = repo_root() / "configs" / nb_path.stem / f"{profile}.yaml"
+        assert cfg.is_file(), f"{cfg} missing"
+        values = yaml.safe_load(cfg.read_text()) or {}
+        assert set(values) <= set(params), f"{cfg}: unknown {set(values) - set(params)}"
+        assert values.get("profile") == profile
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_outputs_have_no_errors_and_checked_cells_exist(nb_path):
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), "commit notebooks with their outputs (make notebooks)"
+    checked = [c for c in code if "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked, "mark at least one stable-output cell with # NBVAL_CHECK_OUTPUT"
+    for c in checked:
+        assert c["outputs"], "a checked cell must have committed output"
