@@ -234,15 +234,15 @@ def test_small_preset_trains():
     every layer through the strip blocks)."""
     model = small().train()
     torch.manual_seed(1)
-    sharp = torch.rand(2, 3, 32, 32)
+    sharp = torch.rand(2, 3, 16, 16)
     blurred = F.avg_pool2d(F.pad(sharp, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(6):
         loss = F.l1_loss(model(blurred), sharp)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert all(p.grad is not None for p in model.parameters())
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.9 * losses[0]

@@ -61,9 +61,16 @@ the network, adds 0.5 and crops back; the output is not clamped.
 
 Presets
 -------
-``default`` is the reference. ``small`` is a CPU profile (about 0.27 M
-parameters) that trains in minutes on 64x64 crops. There is no
-``report_14_96m`` preset: the seed report (reports/002) says only that a
+``default`` is the reference. ``small`` (285,219 parameters: widths
+16/32/64, 4 + 2 strip blocks of 2 heads, MLP ratio 2, one residual block per
+embedding level) is the CPU profile. On 64x64 crops of synthetic
+Gaussian-blurred (sigma 1.5) images, batch 8, Adam 1e-3, one CPU thread, it
+ran about 870 steps in 4 minutes and raised validation PSNR from 24.63 dB
+(the blurred input) to 25.81 dB; the first ~500 steps stay close to the
+identity, because the strip blocks start with much larger activations than
+the skip features (as in the reference).
+
+There is no ``report_14_96m`` preset: the seed report (reports/002) says only that a
 "modified version of StripFormer" with 14.96 M parameters was used, without
 saying what was modified; no single-knob reduction of the reference gives
 14.96 M and several unrelated multi-knob ones do (``PARAMETER_COUNT_NOTE``
@@ -185,7 +192,7 @@ class _StripBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: int):
         super().__init__()
-        if dim % 2 or (dim // 2) % num_heads:
+        if num_heads < 1 or dim % 2 or (dim // 2) % num_heads:
             raise ValueError(f"{type(self).__name__}: dim={dim} must be even and dim/2 divisible by "
                              f"num_heads={num_heads}")
         self.dim, self.num_heads, self.mlp_ratio = dim, num_heads, mlp_ratio
