@@ -1,0 +1,106 @@
+"""Train any registered model from the command line, on one device or many.
+
+    python -m restore_lib.train_cli --model nafnet --preset small --task motion_blur --steps 2000
+    torchrun --nproc_per_node=4 -m restore_lib.train_cli --model nafnet --data-root data/GoPro_pairs \\
+        --steps 200000 --batch-size 8 --patch-size 256 --lr 1e-3 --run-dir runs/nafnet_gopro
+
+Under ``torchrun`` every process joins the process group (NCCL on CUDA, gloo
+on CPU), uses ``cuda:$LOCAL_RANK``, and the same :class:`restore_lib.train.Trainer`
+wraps the model in DistributedDataParallel and shards each epoch. ``--batch-size``
+is per process (the global batch is N times larger). Only rank 0 writes the
+checkpoint (``<run-dir>/last.pt``) and the history; running the same command
+again resumes from that checkpoint, also under DDP (with the same number of
+processes).
+
+Data: ``--task`` uses the embedded dataset; ``--data-root`` a folder laid out
+as ``<root>/train|val/degraded|clean/*.png`` (what ``data_scripts/`` write).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), local_rank
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.train_cli", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="registry name (restore_lib.models.list_models())")
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--model-config", default="{}", help="JSON dict of constructor overrides")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--task", help="embedded-dataset task, e.g. motion_blur, noise25, sr_x4")
+    src.add_argument("--data-root", help="folder with train/ and val/ pairs")
+    ap.add_argument("--loss", default="l1", help="restore_lib.losses name")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=8, help="per process")
+    ap.add_argument("--patch-size", type=int, default=64, help="clean-image crop side")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--optimizer", default="adamw", choices=("adam", "adamw"))
+    ap.add_argument("--amp", default="auto", choices=("auto", "fp16", "bf16", "off"))
+    ap.add_argument("--grad-clip", type=float, default=None)
+    ap.add_argument("--val-every", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/cli/<model>)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    rank, world, local_rank = _init_distributed()
+    from . import experiment as ex
+    from .losses import build_loss
+    from .models import build_model
+    from .results import runs_dir
+    from .train import TrainConfig, Trainer
+    from .utils import seed_everything
+
+    seed_everything(args.seed)
+    model = build_model(args.model, args.preset, **json.loads(args.model_config))
+    scale = getattr(model, "scale", 1)
+    if args.task:
+        train_pairs, val_pairs = ex.load_pairs(args.task, "train"), ex.load_pairs(args.task, "val")
+    else:
+        train_pairs, val_pairs = ex.load_pairs("data", "train", args.data_root), ex.load_pairs("data", "val",
+                                                                                                 args.data_root)
+    train_set, val_set = ex.train_val_sets(train_pairs, val_pairs, patch_size=args.patch_size, scale=scale,
+                                           seed=args.seed)
+    cfg = TrainConfig(total_steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                      weight_decay=args.weight_decay, amp=args.amp, grad_clip=args.grad_clip,
+                      val_every=args.val_every, seed=args.seed, num_workers=args.workers)
+    device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    run_dir = args.run_dir or runs_dir("cli") / args.model
+    trainer = Trainer(model, train_set, build_loss(args.loss), cfg, val_set=val_set, ckpt_dir=run_dir,
+                      device=device, progress=rank == 0)
+    if rank == 0 and trainer.resumed_from:
+        print(f"resuming from {trainer.resumed_from} at step {trainer.step}")
+    history = trainer.fit()
+    if rank == 0:
+        last = history.dropna(subset=["val_psnr"]).tail(1) if "val_psnr" in history else history.tail(1)
+        print(f"done: {trainer.step} steps on {world} process(es); checkpoint {run_dir}/last.pt")
+        print(last.to_string(index=False))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
