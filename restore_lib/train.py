@@ -87,6 +87,14 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+#: settings that may change between an interrupted run and its resumption
+RESUMABLE_CHANGES = ("log_every", "val_every", "num_workers")
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _accepts_three_args(fn) -> bool:
     """Our losses take (pred, target, batch); torch's nn.L1Loss etc. take two."""
     import inspect
@@ -366,6 +374,15 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not a restore_lib training checkpoint (format "
                                   f"{state.get('format') if isinstance(state, dict) else type(state).__name__})")
+        saved_cfg = state.get("config", {})
+        current = dataclasses.asdict(self.config)
+        changed = sorted(k for k in current if k in saved_cfg and _norm(saved_cfg[k]) != _norm(current[k])
+                         and k not in RESUMABLE_CHANGES)
+        if changed:
+            detail = ", ".join(f"{k}: {saved_cfg[k]!r} -> {current[k]!r}" for k in changed)
+            raise CheckpointError(f"{path}: the run was started with a different configuration ({detail}); "
+                                  f"resuming would not continue it exactly. Use a new checkpoint folder, or "
+                                  f"restore the original settings")
         if state.get("world_size", 1) != self.world_size:
             raise CheckpointError(f"{path}: saved with {state.get('world_size')} processes, resuming with "
                                   f"{self.world_size}; the data order would differ")

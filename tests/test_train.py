@@ -140,3 +140,10 @@ def test_plain_torch_losses_work_too(tmp_path):
     t = Trainer(DropoutNet(), NoisyCrops(), nn.L1Loss(), _cfg(total_steps=2), device="cpu", progress=False)
     t.fit()
     assert t.step == 2
+
+
+def test_resume_refuses_a_changed_configuration(tmp_path):
+    _make(tmp_path, _cfg()).fit(stop_at_step=3)
+    with pytest.raises(CheckpointError, match=r"lr: 0.001 -> 0.002"):
+        _make(tmp_path, _cfg(lr=2e-3))
+    _make(tmp_path, _cfg(log_every=5))  # logging cadence may change

@@ -46,10 +46,12 @@ def test_cli_trains_and_resumes(tmp_path, data_root):
     out = cli(4)
     assert out.returncode == 0, out.stderr
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 4
-    more = cli(6)  # same command, longer schedule: resumes from step 4
-    assert more.returncode == 0, more.stderr
-    assert "resuming from" in more.stdout
-    assert torch.load(run / "last.pt", weights_only=True)["step"] == 6
+    again = cli(4)  # the same command finds the finished run and resumes it (nothing left to do)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stdout and "at step 4" in again.stdout
+    other = cli(6)  # a different schedule is a different run: refused, with the reason
+    assert other.returncode != 0
+    assert "total_steps: 4 -> 6" in other.stderr
 
 
 @pytest.mark.slow
