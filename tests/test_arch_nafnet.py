@@ -250,8 +250,15 @@ def test_block_matches_equations(gate, attention):
         torch.testing.assert_close(b(x), functional_block(b, x, gate, attention), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("arm", [dict(), dict(gate="simple", dw_expand=2), dict(gate="gelu", dw_expand=1, attention="sca"),
-                                 dict(gate="simple", attention="ca", dw_expand=2)])
+ARMS = [
+    dict(),                                         # Baseline: GELU + CA
+    dict(gate="simple", dw_expand=2),               # SimpleGate + CA
+    dict(gate="gelu", dw_expand=1, attention="sca"),  # GELU + SCA
+    dict(gate="simple", attention="sca", dw_expand=2),  # SimpleGate + SCA = NAFNet's block
+]
+
+
+@pytest.mark.parametrize("arm", ARMS)
 def test_ablation_arms_build_and_run(arm, tmp_path):
     name = "nafnet_baseline"
     cfg = {"dw_expand": 1, "ffn_expand": 2, "gate": "gelu", "attention": "ca", **arm}
@@ -304,6 +311,13 @@ def test_local_pool_matches_avg_pool(hw, kernel):
     want = local_pool_oracle(x, *kernel)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_local_pool_half_precision_does_not_overflow():
+    x = torch.full((1, 2, 300, 320), 0.75)  # running sums reach 72,000 > float16's 65,504
+    got = LocalAvgPool2d((100, 90))(x.half())
+    assert got.dtype == torch.float16
+    torch.testing.assert_close(got.float(), torch.full_like(x, 0.75), rtol=0, atol=1e-3)
 
 
 def test_tlsc_kernel_sizes_match_reference():

@@ -130,10 +130,13 @@ class SimpleGate(nn.Module):
 def _box_mean(x: torch.Tensor, k1: int, k2: int) -> torch.Tensor:
     """Mean over every k1 x k2 window (stride 1, no padding), computed from an
     integral image: ``S[i+k1, j+k2] - S[i, j+k2] - S[i+k1, j] + S[i, j]``.
-    Cost is linear in the image size whatever the window."""
-    s = F.pad(x.cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    Cost is linear in the image size whatever the window. Half-precision
+    inputs are summed in float32: the running sums overflow float16 (max
+    65504) on full-size images."""
+    acc = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    s = F.pad(acc.cumsum(-1).cumsum(-2), (1, 0, 1, 0))
     total = s[..., k1:, k2:] + s[..., :-k1, :-k2] - s[..., :-k1, k2:] - s[..., k1:, :-k2]
-    return total / (k1 * k2)
+    return (total / (k1 * k2)).to(x.dtype)
 
 
 class LocalAvgPool2d(nn.Module):
