@@ -8,7 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
-NBVAL_OUT := build/nbval
+NBVAL_OUT := $(CURDIR)/build/nbval
+# notebooks run one thread each, so nbval runs this many notebooks at a time (one per core)
+NBVAL_WORKERS ?= 2
 
 .PHONY: reproduce test unit-test nbval notebooks-check data notebooks assignments bench clean-build env-info help
 
@@ -30,11 +32,15 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 data: $(STAMP)
 	$(PY) data_scripts/make_embedded.py
 
+# the smoke profile's notebooks use one thread each: run two at a time (one per core), as nbval does
+JOBS ?= $(if $(filter smoke,$(PROFILE)),2,1)
+SMOKE_ENV := $(if $(filter smoke,$(PROFILE)),OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE,)
+
 reproduce: data
-	$(PY) -m restore_lib.reproduce --profile $(PROFILE)
+	$(SMOKE_ENV) $(PY) -m restore_lib.reproduce --profile $(PROFILE) --jobs $(JOBS)
 
 notebooks: data
-	$(PY) -m restore_lib.reproduce --profile smoke --update-notebooks
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m restore_lib.reproduce --profile smoke --update-notebooks --jobs 2
 
 unit-test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -46,8 +52,8 @@ notebooks-check: $(STAMP)
 # NBVAL_CHECK_OUTPUT; results of this re-run go to build/ and are compared with results/ afterwards.
 nbval: data
 	rm -rf $(NBVAL_OUT)
-	RESTORE_RESULTS_DIR=$(NBVAL_OUT)/results RESTORE_RUNS_DIR=$(NBVAL_OUT)/runs IN_TEST=1 \
-	  $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE RESTORE_RESULTS_DIR=$(NBVAL_OUT)/results RESTORE_RUNS_DIR=$(NBVAL_OUT)/runs IN_TEST=1 \
+	  $(PY) -m pytest -q -p no:cacheprovider -n $(NBVAL_WORKERS) --dist loadscope --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 notebooks/
 	RESTORE_REPRODUCED_DIR=$(NBVAL_OUT)/results $(PY) -m pytest -q -p no:cacheprovider tests/reproduction
 

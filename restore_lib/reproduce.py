@@ -217,7 +217,12 @@ def main(argv=None) -> int:
     ap.add_argument("--readme-only", action="store_true", help="only rebuild results/README.md")
     ap.add_argument("--ablation", help="run the arms of configs/ablations/<name>.yaml")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="notebooks executed at the same time (each in its own kernel; on a CPU, at most one per "
+                         "core, since the notebooks use one thread each)")
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
     root = repo_root()
 
     if args.ablation:
@@ -242,7 +247,9 @@ def main(argv=None) -> int:
     # check every parameter file before running anything
     plans = [(nb, load_profile_params(nb, args.profile, root)) for nb in notebooks]
     failures = []
-    for nb, params in plans:
+
+    def one(plan):
+        nb, params = plan
         t0 = time.perf_counter()
         print(f"[{nb.stem}] running ({args.profile}) ...", flush=True)
         try:
@@ -252,6 +259,16 @@ def main(argv=None) -> int:
         except NotebookFailed as e:
             failures.append(str(e))
             print(f"[{nb.stem}] FAILED: {e}", file=sys.stderr, flush=True)
+
+    if args.jobs == 1:
+        for plan in plans:
+            one(plan)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # each notebook runs in its own kernel process; the threads only wait for them
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(one, plans))
     write_results_readme(root)
     if failures:
         print(f"{len(failures)} notebook(s) failed:\n" + "\n".join(failures), file=sys.stderr)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from arch_checks import check_output_sizes, check_roundtrip
 from restore_lib.archs._common import sdpa_enabled
-from restore_lib.archs.stripformer import InterStripBlock, IntraStripBlock, Stripformer
+from restore_lib.archs.stripformer import (InterStripBlock, IntraStripBlock, Stripformer, from_horizontal_strips,
+                                          from_vertical_strips, to_horizontal_strips, to_vertical_strips)
 from restore_lib.models import build_model, count_parameters, load_checkpoint
 
 #: sha256 of "key:shape" lines, in order, of the reference ``Stripformer()``
@@ -246,3 +247,99 @@ def test_small_preset_trains():
         losses.append(loss.item())
     assert all(p.grad is not None for p in model.parameters())
     assert losses[-1] < 0.9 * losses[0]
+
+
+# --------------------------------------------------------------------------- optional identity initialisation
+
+def _zeroed(model):
+    return {f"{name}.{last}.{p}" for name, mod in model.named_modules() if isinstance(mod, (IntraStripBlock,
+            InterStripBlock)) for last in ("fuse_out", "ffn.fc2", "PEG.PEG") for p in ("weight", "bias")}
+
+
+def test_identity_init_keeps_reference_counts_and_keys():
+    torch.manual_seed(0)
+    model = build_model("stripformer", block_init="identity")
+    assert count_parameters(model) == 19_708_611
+    lines = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    assert hashlib.sha256(lines.encode()).hexdigest() == REFERENCE_KEYS_SHA256
+
+
+def test_reference_init_is_the_default_and_identity_only_zeroes_the_last_projections():
+    ref, explicit, ident = small(), small(block_init="reference"), small(block_init="identity")
+    zeroed = _zeroed(ident)
+    assert len(zeroed) == 6 * 6  # 4 + 2 blocks x 3 layers x (weight, bias)
+    for key, value in ref.state_dict().items():
+        assert torch.equal(value, explicit.state_dict()[key]), key
+        if key in zeroed:
+            assert not torch.any(ident.state_dict()[key]) and torch.any(value), key
+        else:
+            assert torch.equal(value, ident.state_dict()[key]), key
+
+
+def test_identity_init_blocks_are_identity_maps():
+    """Oracle: the same network with the strip blocks left out."""
+    model = small(block_init="identity")
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        y = model(x)
+        model.block_names, model.decoder.block_names = [], []
+        torch.testing.assert_close(y, model(x), rtol=0, atol=0)
+
+
+def test_identity_init_still_trains_every_block():
+    model = small(block_init="identity").train()
+    x = torch.rand(2, 3, 16, 16)
+    F.l1_loss(model(x), torch.rand_like(x)).backward()
+    for name, mod in model.named_modules():
+        if isinstance(mod, (IntraStripBlock, InterStripBlock)):
+            assert mod.fuse_out.weight.grad.abs().sum() > 0, name
+            assert mod.ffn.fc2.weight.grad.abs().sum() > 0, name
+            assert mod.PEG.PEG.weight.grad.abs().sum() > 0, name
+
+
+def test_unknown_block_init_named():
+    with pytest.raises(ValueError, match="block_init"):
+        Stripformer(block_init="zeros")
+
+
+# --------------------------------------------------------------------------- strip layouts
+
+def test_strip_layout_against_index_oracle():
+    x = torch.randn(2, 6, 5, 7)
+    b, c, h, w = x.shape
+    for m in (1, 2, 3):
+        d = c // m
+        th, tv = to_horizontal_strips(x, m), to_vertical_strips(x, m)
+        assert th.shape == (b * h, m, w, d) and tv.shape == (b * w, m, h, d)
+        for n in range(b):
+            for j in range(m):
+                for i in range(h):
+                    assert torch.equal(th[n * h + i, j], x[n, j * d:(j + 1) * d, i, :].T)
+                for i in range(w):
+                    assert torch.equal(tv[n * w + i, j], x[n, j * d:(j + 1) * d, :, i].T)
+        assert torch.equal(from_horizontal_strips(th, b), x) and torch.equal(from_vertical_strips(tv, b), x)
+
+
+def test_strip_layout_errors():
+    with pytest.raises(ValueError, match="num_heads=4"):
+        to_horizontal_strips(torch.zeros(1, 6, 2, 2), 4)
+    with pytest.raises(ValueError, match="batch=2"):
+        from_horizontal_strips(torch.zeros(3, 1, 2, 2), 2)
+
+
+@pytest.mark.parametrize("direction", ["horizontal", "vertical"])
+def test_intra_block_attention_uses_the_strip_layout(direction):
+    """The fused intra-strip branch equals attention over the strips made by
+    the pure layout functions."""
+    torch.manual_seed(0)
+    blk = IntraStripBlock(dim=12, num_heads=2).eval()
+    y = torch.randn(2, 6, 5, 7)
+    to, back = ((to_horizontal_strips, from_horizontal_strips) if direction == "horizontal"
+                else (to_vertical_strips, from_vertical_strips))
+    proj = blk.qkv_local_h if direction == "horizontal" else blk.qkv_local_v
+    with torch.no_grad():
+        q, k, v = proj(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).chunk(3, dim=1)
+        strips = [to(t, blk.num_heads) for t in (q, k, v)]
+        d = strips[0].shape[-1]
+        expected = back(torch.softmax(strips[0] @ strips[1].transpose(-2, -1) / math.sqrt(d), -1) @ strips[2], 2)
+        torch.testing.assert_close(getattr(blk, direction)(y), expected, rtol=1e-5, atol=1e-6)

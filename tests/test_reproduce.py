@@ -75,3 +75,23 @@ def test_notebook_that_writes_nothing_fails(fake_repo):
     params["out_dir"] = str(fake_repo / "elsewhere")
     with pytest.raises(NotebookFailed, match="did not write"):
         run_notebook(nb, "smoke", params=params, root=fake_repo)
+
+
+def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeypatch, capsys):
+    from restore_lib import reproduce
+
+    src = fake_repo / "notebooks" / "99_demo.ipynb"
+    (fake_repo / "notebooks" / "98_other.ipynb").write_bytes(src.read_bytes())
+    cfg = fake_repo / "configs" / "98_other"
+    cfg.mkdir()
+    (cfg / "smoke.yaml").write_text(f"out_dir: {fake_repo / 'results' / '98_other'}\nfail: true\n")
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "98_other.ipynb: cell 1" in err and "planted failure" in err
+    assert (fake_repo / "results" / "99_demo" / "metrics.json").is_file()  # the other notebook still ran
+    (cfg / "smoke.yaml").write_text(f"out_dir: {fake_repo / 'results' / '98_other'}\n")
+    assert reproduce.main(["--jobs", "2"]) == 0
+    assert (fake_repo / "results" / "98_other" / "metrics.json").is_file()
+    with pytest.raises(SystemExit):
+        reproduce.main(["--jobs", "0"])

@@ -70,6 +70,28 @@ ran about 870 steps in 4 minutes and raised validation PSNR from 24.63 dB
 identity, because the strip blocks start with much larger activations than
 the skip features (as in the reference).
 
+Initialisation switch
+---------------------
+``block_init="reference"`` (the default) keeps the reference initialisation.
+``block_init="identity"`` is an optional training aid that is *not* in the
+reference: it zero-initialises the last projection of every branch of every
+strip block (``fuse_out`` after the attention, ``ffn.fc2`` of the MLP and the
+depth-wise ``PEG`` conv), so each block starts as the identity map and the
+network starts as the plain conv encoder-decoder (a ReZero / zero-init
+residual trick). Parameter count and state_dict keys are unchanged; only the
+starting values differ, and every one of those tensors still receives
+gradients from the first step on. Measured on the ``small`` preset, it
+removes the slow start described above (see notebooks/02_stripformer_deblur).
+
+Strip layouts
+-------------
+:func:`to_horizontal_strips` / :func:`from_horizontal_strips` (and the
+vertical pair) spell out the token layout of the intra-strip attention as
+pure functions: a (B, C, H, W) map becomes B*H horizontal strips, each a
+sequence of W tokens, split into M heads of C/M channels, i.e. a
+(B*H, M, W, C/M) tensor; columns give (B*W, M, H, C/M). The blocks use a
+copy-free equivalent of the same layout (tested).
+
 There is no ``report_14_96m`` preset: the seed report (reports/002) says only that a
 "modified version of StripFormer" with 14.96 M parameters was used, without
 saying what was modified; no single-knob reduction of the reference gives
@@ -85,7 +107,8 @@ import torch.nn.functional as F
 
 from ._common import attention, crop_to, pad_to_multiple
 
-__all__ = ["Stripformer", "IntraStripBlock", "InterStripBlock"]
+__all__ = ["Stripformer", "IntraStripBlock", "InterStripBlock", "BLOCK_INITS", "to_horizontal_strips",
+           "from_horizontal_strips", "to_vertical_strips", "from_vertical_strips"]
 
 PARAMETER_COUNT_NOTE = """\
 Why there is no 'report_14_96m' preset. The seed report (reports/002) says
@@ -107,6 +130,39 @@ The description therefore does not pin a configuration down, and picking one
 would be invented."""
 
 _LEAK = 0.2
+
+#: accepted values of ``Stripformer(block_init=...)``
+BLOCK_INITS = ("reference", "identity")
+
+
+def to_horizontal_strips(x: torch.Tensor, num_heads: int = 1) -> torch.Tensor:
+    """(B, C, H, W) -> (B*H, M, W, C/M): every row of every image is a strip
+    of W pixel tokens; head j holds channels j*C/M .. (j+1)*C/M - 1."""
+    b, c, h, w = x.shape
+    if num_heads < 1 or c % num_heads:
+        raise ValueError(f"to_horizontal_strips: {c} channels cannot be split into num_heads={num_heads} heads")
+    d = c // num_heads
+    return x.reshape(b, num_heads, d, h, w).permute(0, 3, 1, 4, 2).reshape(b * h, num_heads, w, d)
+
+
+def from_horizontal_strips(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """Inverse of :func:`to_horizontal_strips`: (B*H, M, W, d) -> (B, M*d, H, W)."""
+    bh, m, w, d = t.shape
+    if bh % batch:
+        raise ValueError(f"from_horizontal_strips: {bh} strips are not a multiple of batch={batch}")
+    h = bh // batch
+    return t.reshape(batch, h, m, w, d).permute(0, 2, 4, 1, 3).reshape(batch, m * d, h, w)
+
+
+def to_vertical_strips(x: torch.Tensor, num_heads: int = 1) -> torch.Tensor:
+    """(B, C, H, W) -> (B*W, M, H, C/M): columns are the strips (the
+    horizontal layout of the transposed map)."""
+    return to_horizontal_strips(x.transpose(-2, -1), num_heads)
+
+
+def from_vertical_strips(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """Inverse of :func:`to_vertical_strips`: (B*W, M, H, d) -> (B, M*d, H, W)."""
+    return from_horizontal_strips(t, batch).transpose(-2, -1)
 
 
 def _act() -> nn.LeakyReLU:
@@ -336,6 +392,10 @@ class Stripformer(nn.Module):
         decoder_blocks: number of decoder strip blocks.
         res_blocks: residual blocks per feature-embedding level.
         mlp_ratio: hidden width of the per-pixel MLP, times the block width.
+        block_init: ``"reference"`` (default) or ``"identity"``: zero the last
+            projection of each strip-block branch so every block starts as the
+            identity (an optional training aid, not in the reference; same
+            parameters and keys).
     """
 
     scale = 1
@@ -348,14 +408,23 @@ class Stripformer(nn.Module):
 
     def __init__(self, in_channels: int = 3, embed_dims=(64, 128, 320), num_heads: int = 5, num_blocks: int = 12,
                  decoder_dim: int = 192, decoder_heads: int = 3, decoder_blocks: int = 6, res_blocks: int = 3,
-                 mlp_ratio: int = 4):
+                 mlp_ratio: int = 4, block_init: str = "reference"):
         super().__init__()
+        if block_init not in BLOCK_INITS:
+            raise ValueError(f"Stripformer: block_init must be one of {', '.join(BLOCK_INITS)}, got {block_init!r}")
         dims = tuple(int(c) for c in embed_dims)
         if len(dims) != 3:
             raise ValueError(f"Stripformer: embed_dims needs 3 widths (full, 1/2, 1/4 scale), got {embed_dims!r}")
         self.encoder = FeatureEmbedding(in_channels, dims, res_blocks)
         self.block_names = _add_strip_blocks(self, "Trans_block_", num_blocks, dims[2], num_heads, mlp_ratio)
         self.decoder = Decoder(in_channels, dims, decoder_dim, decoder_heads, decoder_blocks, mlp_ratio)
+        self.block_init = block_init
+        if block_init == "identity":
+            for blk in self.modules():
+                if isinstance(blk, _StripBlock):
+                    for last in (blk.fuse_out, blk.ffn.fc2, blk.PEG.PEG):
+                        nn.init.zeros_(last.weight)
+                        nn.init.zeros_(last.bias)
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
         """The reference network: input in [-0.5, 0.5] with H, W multiples of

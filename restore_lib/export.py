@@ -1,0 +1,178 @@
+"""Competition export: the course's ``pred.npz`` submission file.
+
+Format (course HW4, rain/snow removal): one ``.npz`` archive that maps each
+test image's **file name** (``"0.png"`` ... ``"99.png"``) to the restored
+image as a ``uint8`` array of shape ``(3, H, W)`` (channels first, RGB,
+values 0..255), the same ``H, W`` as the degraded test image.
+
+* :func:`write_submission` checks every entry, converts float tensors in
+  [0, 1] to ``uint8`` (rounded, as saving a PNG does), and writes the archive
+  atomically (temporary file + ``os.replace``): a crash never leaves a
+  half-written ``pred.npz`` behind.
+* :func:`read_submission` reads an archive back (``allow_pickle=False``) and
+  applies the same checks, so a file made by other code can be validated
+  before uploading it.
+
+Every problem raises :class:`SubmissionError` (a ``ValueError``) whose message
+names the file or the entry and what is wrong (dtype, shape, channel count,
+value range, name, missing or unexpected images).
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .utils import atomic_write_bytes
+
+__all__ = ["SubmissionError", "to_submission_array", "check_name", "write_submission", "read_submission"]
+
+
+class SubmissionError(ValueError):
+    """A prediction or a ``pred.npz`` that does not follow the submission format."""
+
+
+def check_name(name) -> str:
+    """A valid entry name is a plain file name ending in ``.png`` (``"17.png"``),
+    without folders; return it unchanged or raise :class:`SubmissionError`."""
+    if not isinstance(name, str):
+        raise SubmissionError(f"entry name {name!r} must be a str (a test file name such as '0.png'), "
+                              f"got {type(name).__name__}")
+    if not name or name != name.strip():
+        raise SubmissionError(f"entry name {name!r}: empty or with surrounding spaces")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise SubmissionError(f"entry name {name!r}: must be a file name without folders (e.g. '0.png')")
+    if not name.lower().endswith(".png"):
+        raise SubmissionError(f"entry name {name!r}: must be the test image's file name, ending in '.png'")
+    return name
+
+
+def to_submission_array(pred, name: str = "prediction") -> np.ndarray:
+    """One prediction as a ``uint8 (3, H, W)`` array.
+
+    Accepted: a ``uint8`` numpy array or tensor of shape ``(3, H, W)`` (kept as
+    is), or a floating-point tensor ``(3, H, W)`` in [0, 1] (rounded to
+    ``round(255 x)``). Float numpy arrays, other integer types, HWC layouts,
+    batches and values outside [0, 1] are errors, not silent conversions.
+    """
+    where = f"{name!r}"
+    if isinstance(pred, torch.Tensor):
+        t = pred.detach().cpu()
+        if t.dtype == torch.uint8:
+            arr = t.numpy()
+        elif t.is_floating_point():
+            _check_shape(tuple(t.shape), where)
+            t = t.double()
+            if not bool(torch.isfinite(t).all()):
+                raise SubmissionError(f"{where}: float prediction has NaN or infinite values")
+            lo, hi = float(t.min()), float(t.max())
+            if lo < 0.0 or hi > 1.0:
+                raise SubmissionError(f"{where}: float values must lie in [0, 1] (min {lo:.4g}, max {hi:.4g}); "
+                                      f"clamp the model output with .clamp(0, 1) first")
+            arr = torch.round(t * 255.0).to(torch.uint8).numpy()
+        else:
+            raise SubmissionError(f"{where}: tensor dtype {t.dtype} is not supported; use uint8 or a float "
+                                  f"tensor in [0, 1]")
+    elif isinstance(pred, np.ndarray):
+        if pred.dtype != np.uint8:
+            hint = (" (float numpy arrays are refused: pass a float tensor in [0, 1] or convert with "
+                    "np.round(x * 255).astype(np.uint8))") if pred.dtype.kind == "f" else ""
+            raise SubmissionError(f"{where}: numpy dtype {pred.dtype} is not allowed; the format needs uint8{hint}")
+        arr = pred
+    else:
+        raise SubmissionError(f"{where}: expected a numpy array or torch tensor, got {type(pred).__name__}")
+    _check_shape(arr.shape, where)
+    return np.ascontiguousarray(arr)
+
+
+def _check_shape(shape: tuple, where: str) -> None:
+    if len(shape) != 3:
+        hint = " (a batch? pass one image per name)" if len(shape) == 4 else ""
+        raise SubmissionError(f"{where}: shape {tuple(shape)} must be (3, H, W){hint}")
+    c, h, w = shape
+    if c != 3:
+        if shape[-1] == 3:
+            raise SubmissionError(f"{where}: shape {tuple(shape)} looks like (H, W, 3); the format is channels "
+                                  f"first (3, H, W): transpose with arr.transpose(2, 0, 1)")
+        raise SubmissionError(f"{where}: {c} channels in shape {tuple(shape)}; the format needs 3 (RGB), "
+                              f"shape (3, H, W)")
+    if h < 1 or w < 1:
+        raise SubmissionError(f"{where}: empty image of shape {tuple(shape)}")
+
+
+def _check_expected(names: Iterable[str], expected, where: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Compare the entries with ``expected``: names, or a mapping name -> (H, W)."""
+    if expected is None:
+        return
+    want = dict(expected) if isinstance(expected, Mapping) else {n: None for n in expected}
+    have = set(names)
+    missing = sorted(set(want) - have)
+    extra = sorted(have - set(want))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing image(s): {', '.join(missing[:5])}"
+                        + (" ..." if len(missing) > 5 else ""))
+    if extra:
+        problems.append(f"{len(extra)} unexpected image(s): {', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else ""))
+    for n, hw in want.items():
+        if hw is not None and n in arrays and tuple(arrays[n].shape[1:]) != tuple(hw):
+            problems.append(f"{n!r} is {arrays[n].shape[1]}x{arrays[n].shape[2]}, the test image is "
+                            f"{hw[0]}x{hw[1]}")
+    if problems:
+        raise SubmissionError(f"{where}: " + "; ".join(problems))
+
+
+def write_submission(predictions: Mapping[str, object], path: str | os.PathLike = "pred.npz", *,
+                     expected: Iterable[str] | Mapping[str, tuple[int, int]] | None = None,
+                     compress: bool = True) -> Path:
+    """Check ``predictions`` (file name -> image, see :func:`to_submission_array`)
+    and write them to ``path`` atomically; return the path.
+
+    ``expected``: the test file names (or a mapping name -> ``(H, W)``) that
+    the archive must contain exactly, e.g. the listing of ``test/degraded``.
+    ``compress``: ``np.savez_compressed`` (default; ``np.load`` reads both).
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise SubmissionError(f"{path}: the submission file must end in '.npz' (the course expects pred.npz)")
+    if not isinstance(predictions, Mapping) or not predictions:
+        raise SubmissionError(f"{path}: predictions must be a non-empty dict of file name -> image")
+    arrays = {check_name(n): to_submission_array(p, n) for n, p in predictions.items()}
+    _check_expected(arrays, expected, str(path), arrays)
+    buf = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_submission(path: str | os.PathLike, *,
+                    expected: Iterable[str] | Mapping[str, tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+    """Read and validate a ``pred.npz``; return ``{file name: uint8 (3, H, W)}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise SubmissionError(f"{path}: not an .npz archive (np.savez writes a zip file of named arrays)")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                arrays[name] = npz[name]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        # ValueError: a corrupt member, or an object array that would need pickle (never allowed)
+        raise SubmissionError(f"{path}: not a readable .npz archive of arrays ({e})") from e
+    if not arrays:
+        raise SubmissionError(f"{path}: the archive holds no images")
+    out = {}
+    for name, arr in arrays.items():
+        try:
+            check_name(name)
+            out[name] = to_submission_array(arr, name)
+        except SubmissionError as e:
+            raise SubmissionError(f"{path}: {e}") from e
+    _check_expected(out, expected, str(path), out)
+    return out
