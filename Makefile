@@ -9,8 +9,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= smoke
 NBVAL_OUT := $(CURDIR)/build/nbval
-# notebooks run one thread each, so nbval runs this many notebooks at a time (one per core)
-NBVAL_WORKERS ?= 2
+# pytest workers (pytest-xdist); notebooks run one thread each, so nbval runs this many at a time (one per core)
+TEST_WORKERS ?= 2
 
 .PHONY: reproduce test unit-test nbval notebooks-check data notebooks assignments bench clean-build env-info help
 
@@ -43,7 +43,7 @@ notebooks: data
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m restore_lib.reproduce --profile smoke --update-notebooks --jobs 2
 
 unit-test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 notebooks-check: $(STAMP)
 	$(PY) -m restore_lib.nbclean --check notebooks/*.ipynb
@@ -53,7 +53,7 @@ notebooks-check: $(STAMP)
 nbval: data
 	rm -rf $(NBVAL_OUT)
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE RESTORE_RESULTS_DIR=$(NBVAL_OUT)/results RESTORE_RUNS_DIR=$(NBVAL_OUT)/runs IN_TEST=1 \
-	  $(PY) -m pytest -q -p no:cacheprovider -n $(NBVAL_WORKERS) --dist loadscope --nbval-lax --nbval-current-env \
+	  $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 notebooks/
 	RESTORE_REPRODUCED_DIR=$(NBVAL_OUT)/results $(PY) -m pytest -q -p no:cacheprovider tests/reproduction
 

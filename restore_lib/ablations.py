@@ -430,8 +430,8 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
     ``values`` within tolerance) hold, 1 when an arm failed or an expectation
     does not hold, 2 when the spec or a parameter is wrong (nothing ran then).
     """
-    from .reproduce import NotebookFailed, ParameterError
-    from .results import load_metrics
+    from .reproduce import ParameterError
+    from .results import git_state_pinned
 
     root = root or repo_root()
     if profile == "gpu":
@@ -450,6 +450,16 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
     nb = root / "notebooks" / f"{spec.notebook}.ipynb"
     values: dict[str, float | None] = {}
     failures: list[str] = []
+    with git_state_pinned(root):  # every arm records the tree as it was before the first arm wrote results
+        _run_arms(spec, runs, nb, root, timeout, profile, log_output, values, failures)
+    return _summarize_ablation(spec, profile, values, failures)
+
+
+def _run_arms(spec, runs, nb, root, timeout, profile, log_output, values, failures) -> None:
+    """Execute the arms in order, filling ``values`` (arm -> metric) and ``failures``."""
+    from .reproduce import NotebookFailed
+    from .results import load_metrics
+
     for run in runs:
         t0 = time.perf_counter()
         print(f"[{spec.name}/{run.arm}] running {nb.name} ({profile}) ...", flush=True)
@@ -466,6 +476,10 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
             continue
         values[run.arm] = obj["metrics"][spec.metric]
         print(f"[{spec.name}/{run.arm}] ok in {time.perf_counter() - t0:.0f} s -> {metrics}", flush=True)
+
+
+def _summarize_ablation(spec, profile: str, values: dict, failures: list) -> int:
+    """Print the summary table and the checks of the spec's expectations; the exit code."""
     print(f"\n{spec.title} ({spec.name}, profile {profile})\n")
     print(summary_table(spec, values))
     unmet = []

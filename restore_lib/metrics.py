@@ -22,7 +22,6 @@ exactly; we report the per-channel Gaussian SSIM above and say so.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F

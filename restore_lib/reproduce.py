@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -244,6 +243,7 @@ def main(argv=None) -> int:
             return 2
 
     notebooks = _select(list_notebooks(root), args.only)
+
     # check every parameter file before running anything
     plans = [(nb, load_profile_params(nb, args.profile, root)) for nb in notebooks]
     failures = []
@@ -260,15 +260,19 @@ def main(argv=None) -> int:
             failures.append(str(e))
             print(f"[{nb.stem}] FAILED: {e}", file=sys.stderr, flush=True)
 
-    if args.jobs == 1:
-        for plan in plans:
-            one(plan)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+    from .results import git_state_pinned
 
-        # each notebook runs in its own kernel process; the threads only wait for them
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(one, plans))
+    # every notebook records the tree as it was here, before the first one writes into results/
+    with git_state_pinned(root):
+        if args.jobs == 1:
+            for plan in plans:
+                one(plan)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # each notebook runs in its own kernel process; the threads only wait for them
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                list(pool.map(one, plans))
     write_results_readme(root)
     if failures:
         print(f"{len(failures)} notebook(s) failed:\n" + "\n".join(failures), file=sys.stderr)

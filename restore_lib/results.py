@@ -23,16 +23,54 @@ tables hold figures copied from a paper or course report and say so.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .utils import atomic_write_json, atomic_write_text, git_info, lib_hash, repo_root
+
+#: set by ``restore_lib.reproduce`` to the repository's git state when a run of several notebooks
+#: *starts*, so that the results written by the first notebooks (tracked files) do not mark the
+#: later ones as run from a modified tree
+GIT_STATE_ENV = "RESTORE_GIT_STATE"
+
+
+def run_git_state() -> dict:
+    """``{"commit", "dirty"}`` of the code this run uses: the state recorded by
+    the runner at its start (``$RESTORE_GIT_STATE``), else the current one."""
+    import json
+
+    raw = os.environ.get(GIT_STATE_ENV)
+    if raw:
+        try:
+            state = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"${GIT_STATE_ENV} is not valid JSON: {raw!r}") from e
+        if not (isinstance(state, dict) and set(state) == {"commit", "dirty"}):
+            raise ValueError(f"${GIT_STATE_ENV} must be a JSON object with 'commit' and 'dirty', got {raw!r}")
+        return state
+    return git_info()
+
+
+@contextlib.contextmanager
+def git_state_pinned(root=None):
+    """Within the block, runs record the git state of *now* (see
+    :data:`GIT_STATE_ENV`; an outer pin wins). The variable is restored after."""
+    import json
+
+    if os.environ.get(GIT_STATE_ENV):
+        yield
+        return
+    os.environ[GIT_STATE_ENV] = json.dumps(git_info(root))
+    try:
+        yield
+    finally:
+        os.environ.pop(GIT_STATE_ENV, None)
 
 __all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
            "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance"]
@@ -185,7 +223,7 @@ class RunRecorder:
 
     # -------------------------------------------------------------- output
     def to_dict(self) -> dict:
-        prov = {**git_info(), "lib_hash": lib_hash(), **environment_provenance(self.device), "seed": self.seed,
+        prov = {**run_git_state(), "lib_hash": lib_hash(), **environment_provenance(self.device), "seed": self.seed,
                 "wall_time_s": round(time.perf_counter() - self._t0, 1), "started": self._started,
                 "data": self.data}
         return {

@@ -24,7 +24,6 @@ rank 0 writes checkpoints and validates.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import random
 import time

@@ -284,6 +284,17 @@ def test_16bit_rgb_tiff_keeps_precision(tmp_path):
     np.testing.assert_allclose(lq, rgb16 / 65535.0, atol=1e-6)
 
 
+def test_unsupported_channel_layout_is_named(tmp_path):
+    import tifffile
+
+    from restore_lib.data.io import read_image
+
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((8, 8, 5), dtype=np.uint8), photometric="minisblack",
+                     planarconfig="contig")
+    with pytest.raises(ImageReadError, match=r"five\.tif: unsupported channel layout \(8, 8, 5\)"):
+        read_image(tmp_path / "five.tif")
+
+
 # --------------------------------------------------------------------------- GoPro layout
 
 def test_gopro_layout(tmp_path):

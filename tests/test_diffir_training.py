@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 
 from restore_lib import experiment as ex
 from restore_lib.archs.diffir import init_s2_from_s1

@@ -1,5 +1,4 @@
 """The papermill runner: parameter checks, failure reporting, metrics validation, README."""
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -71,3 +71,15 @@ def test_render_report_labels_provenance(tmp_path):
     obj = _recorder(tmp_path).to_dict()
     md = render_report(obj)
     assert "profile **smoke**" in md and "seed 1" in md and "Our run" in md
+
+
+def test_git_state_recorded_at_the_start_of_a_run(monkeypatch):
+    from restore_lib import results
+
+    monkeypatch.setenv(results.GIT_STATE_ENV, '{"commit": "abc", "dirty": false}')
+    assert results.run_git_state() == {"commit": "abc", "dirty": False}
+    monkeypatch.setenv(results.GIT_STATE_ENV, '{"commit": "abc"}')
+    with pytest.raises(ValueError, match="RESTORE_GIT_STATE"):
+        results.run_git_state()
+    monkeypatch.delenv(results.GIT_STATE_ENV)
+    assert set(results.run_git_state()) == {"commit", "dirty"}

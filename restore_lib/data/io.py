@@ -110,7 +110,7 @@ def _finish(path: Path, img: np.ndarray, mode: str, gray: str, alpha: str) -> np
                 raise ImageReadError(f"{path}: grayscale image (mode {mode}); expected RGB")
             img = np.repeat(img, 3, axis=2)
     elif img.ndim != 3 or img.shape[2] != 3:
-        raise ImageReadError(f"{path}: unsupported channel layout {arr.shape} (mode {mode})")
+        raise ImageReadError(f"{path}: unsupported channel layout {img.shape} (mode {mode})")
     return np.ascontiguousarray(np.clip(img, 0.0, 1.0), dtype=np.float32)
 
 

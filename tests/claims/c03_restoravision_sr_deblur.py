@@ -1,0 +1,72 @@
+"""RestoraVision (report 03): on the held-out photos, every x4 SR model
+(FSRCNN, SRResNet, SRGAN, SwinIR) beats MATLAB bicubic in Y-PSNR (crop 4)
+and NAFNet beats the blurred input (RGB); SRGAN does not beat the SRResNet
+it was fine-tuned from in PSNR; the LPIPS column is honest; the reference
+configurations have the reference parameter counts; the published tables
+are labelled and the deblurring table lists PSNR before SSIM."""
+REPORT = "03_restoravision_sr_deblur"
+TOLERANCES = {
+    "param_counts": (0.0, 0.0),
+    "parameters": (0.0, 0.0),
+    "images better": (2.0, 0.0),
+    "sr_per_image": (0.75, 0.0),
+    "deblur_per_image": (0.75, 0.0),
+}
+
+BICUBIC = "bicubic (MATLAB)"
+REFERENCE_COUNTS = {"FSRCNN (56,12,4)": 12_809, "SRResNet": 1_549_462, "SRGAN discriminator": 23_565_505,
+                    "SwinIR classical x4": 11_900_199, "SwinIR lightweight x4": 929_628,
+                    "NAFNet GoPro width 32": 17_111_907, "NAFNet GoPro width 64": 67_888_835,
+                    "NAFNet Baseline width 32": 17_023_875}
+PAPER_COUNTS = {"FSRCNN (56,12,4)": 12_464, "SwinIR lightweight x4": 897_228}
+# minimum Y-PSNR gain over bicubic on the four test photos (the committed run's gains are larger)
+SR_MARGINS = {"FSRCNN": 0.2, "SRResNet (MSE)": 0.05, "SRGAN": 0.0, "SwinIR": 0.1}
+
+
+def _table(record, tid):
+    return next(t for t in record["tables"] if t["id"] == tid)
+
+
+def check(m, record):
+    for model, n in REFERENCE_COUNTS.items():
+        assert m[f"param_counts/{model}/parameters"] == n, model
+        assert m[f"param_counts/{model}/reference"] == n, model
+    for model, n in PAPER_COUNTS.items():
+        assert m[f"param_counts/{model}/paper convention"] == n, model
+
+    # x4 SR: every model beats bicubic on the held-out photos (Y, crop 4)
+    bic = m[f"sr/{BICUBIC}/PSNR"]
+    for model, margin in SR_MARGINS.items():
+        gain = m[f"sr/{model}/PSNR"] - bic
+        assert gain > margin, f"{model} gains only {gain:.3f} dB over bicubic"
+        assert abs(m[f"sr/{model}/ΔPSNR"] - gain) < 1e-9, model
+    assert m["sr/FSRCNN/images better"] >= 3
+    # SRGAN trades PSNR for realism: it does not beat the SRResNet it starts from
+    assert m["sr/SRGAN/PSNR"] < m["sr/SRResNet (MSE)/PSNR"] + 0.05
+    # FSRCNN table: over all test photos FSRCNN beats bicubic, and it agrees with the comparison table
+    assert m["fsrcnn/all test photos/FSRCNN PSNR"] > m[f"fsrcnn/all test photos/{BICUBIC} PSNR"] + 0.2
+    assert abs(m["fsrcnn/all test photos/FSRCNN PSNR"] - m["sr/FSRCNN/PSNR"]) < 1e-9
+
+    # LPIPS: a number from the real metric, or the honest n/a
+    sr = _table(record, "sr")
+    col = sr["columns"].index("LPIPS")
+    for row in sr["rows"]:
+        assert isinstance(row[col], float) or row[col] == "n/a (no trunk weights)", row
+
+    # deblurring: NAFNet beats the blurred input in PSNR and SSIM; the Baseline row too
+    for model in ("NAFNet", "NAFNet baseline"):
+        assert m[f"deblur/{model}/PSNR"] > m["deblur/blurred input/PSNR"] + 0.15, model
+        assert m[f"deblur/{model}/SSIM"] > m["deblur/blurred input/SSIM"], model
+    assert m["deblur/NAFNet/images better"] >= 3
+    assert m["deblur/NAFNet + TLSC (test time)/PSNR"] > m["deblur/blurred input/PSNR"]
+    cols = _table(record, "deblur")["columns"]
+    assert cols.index("PSNR") < cols.index("SSIM")
+
+    # published figures are labelled and cited
+    for tid in ("published_report_fsrcnn", "published_report_sr", "published_papers_sr", "published_nafnet",
+                "published_report_deblur"):
+        t = _table(record, tid)
+        assert t["source"] == "published" and t["citation"], tid
+    deblur_pub = _table(record, "published_report_deblur")
+    assert deblur_pub["columns"][1:] == ["PSNR", "SSIM"]
+    assert all(r[1] > 1.0 > r[2] for r in deblur_pub["rows"]), "PSNR and SSIM columns swapped"
