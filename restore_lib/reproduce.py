@@ -94,6 +94,16 @@ def check_parameters(nb_path: Path, params: dict, source: str = "parameters") ->
                              f"known: {', '.join(sorted(known))}")
 
 
+def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) -> float:
+    """Wall time (s) of the notebook's recorded run in ``results/``; 0 when there is none or it is unreadable
+    (only used to order parallel runs)."""
+    metrics = results_dir_for(nb_path.stem, profile, root or repo_root()) / "metrics.json"
+    try:
+        return float(load_metrics(metrics)["provenance"].get("wall_time_s") or 0.0)
+    except (MetricsSchemaError, TypeError, ValueError):
+        return 0.0
+
+
 def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
                  root: Path | None = None, update_notebook: bool = False, log_output: bool = False,
                  out_dir: Path | None = None, executed: Path | None = None, label: str | None = None) -> Path:
@@ -270,9 +280,11 @@ def main(argv=None) -> int:
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            # each notebook runs in its own kernel process; the threads only wait for them
+            # each notebook runs in its own kernel process; the threads only wait for them. Longest
+            # first (by the wall time its last recorded run took) keeps the workers evenly loaded.
+            ordered = sorted(plans, key=lambda plan: -previous_wall_time(plan[0], args.profile, root))
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                list(pool.map(one, plans))
+                list(pool.map(one, ordered))
     write_results_readme(root)
     if failures:
         print(f"{len(failures)} notebook(s) failed:\n" + "\n".join(failures), file=sys.stderr)

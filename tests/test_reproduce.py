@@ -1,4 +1,5 @@
 """The papermill runner: parameter checks, failure reporting, metrics validation, README."""
+import json
 
 import nbformat
 import pytest
@@ -94,3 +95,17 @@ def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeyp
     assert (fake_repo / "results" / "98_other" / "metrics.json").is_file()
     with pytest.raises(SystemExit):
         reproduce.main(["--jobs", "0"])
+
+
+def test_previous_wall_time_orders_parallel_runs(fake_repo):
+    from restore_lib.reproduce import previous_wall_time
+
+    nb = fake_repo / "notebooks" / "99_demo.ipynb"
+    assert previous_wall_time(nb, "smoke", fake_repo) == 0.0  # never run
+    metrics = run_notebook(nb, "smoke", root=fake_repo)
+    obj = json.loads(metrics.read_text())
+    obj["provenance"]["wall_time_s"] = 12.5
+    metrics.write_text(json.dumps(obj))
+    assert previous_wall_time(nb, "smoke", fake_repo) == 12.5
+    (fake_repo / "results" / "99_demo" / "metrics.json").write_text("{broken")
+    assert previous_wall_time(nb, "smoke", fake_repo) == 0.0
