@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from .archs._common import crop_to, pad_to_multiple
 from .archs.diffir import DiffIRS1, DiffIRS2
+from .experiment import per_image_table  # noqa: F401  (shared; re-exported for the notebooks)
 from .metrics import RGB, MetricSpec
 from .train import TrainConfig, Trainer
 
@@ -459,11 +460,3 @@ def method_table(df, reference: str | None = None):
                      "ΔPSNR": float(d["psnr"].mean() - ref.mean()),
                      "images better": int((per > ref.reindex(per.index)).sum())})
     return pd.DataFrame(rows)
-
-
-def per_image_table(df, column: str = "psnr"):
-    """``column`` per image (rows) and method (columns) from :func:`evaluate_methods`."""
-    order = list(dict.fromkeys(df["method"]))
-    wide = df.pivot(index="image", columns="method", values=column)[order]
-    wide.columns.name = None
-    return wide.reset_index()

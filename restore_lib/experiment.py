@@ -12,7 +12,7 @@ import torch
 
 from .metrics import MetricSpec
 
-__all__ = ["load_pairs", "data_provenance", "to_tensor", "evaluate", "identity_baseline", "summarize",
+__all__ = ["load_pairs", "per_image_table", "data_provenance", "to_tensor", "evaluate", "identity_baseline", "summarize",
            "train_val_sets"]
 
 Pair = tuple[str, np.ndarray, np.ndarray]
@@ -142,3 +142,12 @@ def train_val_sets(train_pairs: Sequence[Pair], val_pairs: Sequence[Pair], *, pa
 
     return (MemoryPairs(train_pairs, scale=scale, patch_size=patch_size, augment=augment, seed=seed),
             MemoryPairs(val_pairs, scale=scale))
+
+
+def per_image_table(df, column: str = "psnr"):
+    """``column`` per image (rows) and method (columns) from a long table with ``image``/``method``
+    columns (as written by the notebooks' method evaluations)."""
+    order = list(dict.fromkeys(df["method"]))
+    wide = df.pivot(index="image", columns="method", values=column)[order]
+    wide.columns.name = None
+    return wide.reset_index()

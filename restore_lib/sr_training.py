@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .archs.fsrcnn import rgb_to_ycbcr, upscale_rgb
+from .experiment import per_image_table  # noqa: F401  (shared; re-exported for the notebooks)
 from .metrics import MetricSpec
 from .train import TrainConfig, Trainer
 
@@ -295,11 +296,3 @@ def subset_table(df, subsets: Mapping[str, Sequence[str]], methods: Sequence[str
             row[f"{m} SSIM"] = float(dm["ssim"].mean())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def per_image_table(df, column: str = "psnr"):
-    """``column`` per image (rows) and method (columns) from :func:`evaluate_sr_methods`."""
-    order = list(dict.fromkeys(df["method"]))
-    wide = df.pivot(index="image", columns="method", values=column)[order]
-    wide.columns.name = None
-    return wide.reset_index()
