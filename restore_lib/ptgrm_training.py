@@ -331,21 +331,35 @@ def restoration_prior_network(checkpoint: str | Path, *, fallback_pairs: Sequenc
 
     checkpoint = Path(checkpoint)
     shown = _shown_path(checkpoint)
-    if checkpoint.is_file():
+    unfinished = checkpoint.is_file() and not _finished_run(checkpoint)
+    if checkpoint.is_file() and not unfinished:
         net = build_model("baseline_cnn")
         load_checkpoint(net, checkpoint)
         return net.eval(), f"BaselineCNN trained on {checkpoint.parent.name} by an earlier run, loaded from {shown}"
     if fallback_pairs is None:
-        raise FileNotFoundError(f"{checkpoint}: no restoration-model checkpoint (run notebook 00 first, or pass "
-                                "fallback_pairs to train one here)")
+        problem = "is a run that has not finished" if unfinished else "not found"
+        raise FileNotFoundError(f"{checkpoint}: restoration-model checkpoint {problem} (run notebook 00 first, "
+                                "or pass fallback_pairs to train one here)")
     seed_everything(seed)
     net = build_model("baseline_cnn")
     config = TrainConfig(total_steps=steps, batch_size=batch_size, lr=lr, optimizer="adamw", eta_min=1e-6,
                          log_every=max(1, steps // 20), ckpt_every=steps, seed=seed)
     Trainer(net, MemoryPairs(fallback_pairs, patch_size=patch_size, seed=seed), L1Loss(), config, device=device,
             resume=False, progress=False).fit()
-    return net.eval(), (f"BaselineCNN trained here with notebook 00's recipe ({steps} steps) because {shown} "
-                        "was not found")
+    why = "holds an unfinished run" if unfinished else "was not found"
+    return net.eval(), f"BaselineCNN trained here with notebook 00's recipe ({steps} steps) because {shown} {why}"
+
+
+def _finished_run(checkpoint: Path) -> bool:
+    """True unless ``checkpoint`` is a Trainer checkpoint whose run stopped before
+    its last step (notebook 00 may still be training it, e.g. when notebooks run
+    in parallel). Plain weight files count as finished."""
+    from .models import read_checkpoint_file
+
+    state = read_checkpoint_file(checkpoint)
+    if not (isinstance(state, dict) and "step" in state and isinstance(state.get("config"), dict)):
+        return True
+    return int(state["step"]) >= int(state["config"].get("total_steps", 0))
 
 
 def _shown_path(path: Path) -> str:

@@ -21,6 +21,7 @@ the CPU).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from .results import MetricsSchemaError, load_metrics, render_report
-from .utils import atomic_write_text, repo_root
+from .utils import atomic_write_json, atomic_write_text, repo_root
 
 __all__ = ["list_notebooks", "load_profile_params", "run_notebook", "write_results_readme", "main",
            "NotebookFailed", "ParameterError"]
@@ -154,6 +155,127 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
     return metrics
 
 
+# ---------------------------------------------------------------------- runs and seed sweeps
+@dataclasses.dataclass
+class RunPlan:
+    """One notebook execution. A plan with ``staging`` is a run at another seed
+    than the notebook's default: it writes under ``staging`` (build/, git-ignored),
+    keeps its checkpoints apart in ``staging/runs``, and its metrics.json is
+    published to ``results/<notebook>/seeds/`` only once every run of the sweep
+    succeeded."""
+    notebook: Path
+    profile: str
+    params: dict
+    seed: int
+    update_notebook: bool = False
+    staging: Path | None = None
+
+    @property
+    def label(self) -> str | None:
+        return f"seed {self.seed}" if self.staging else None
+
+    @property
+    def out_dir(self) -> Path | None:
+        return self.staging / "results" / self.notebook.stem if self.staging else None
+
+
+def default_seed(nb_path: Path, params: dict) -> int:
+    """The seed a run of ``nb_path`` with ``params`` uses (the profile's, else the notebook's default)."""
+    import ast
+
+    if "seed" in params:
+        return int(params["seed"])
+    known = notebook_parameters(nb_path)
+    if "seed" not in known:
+        raise ParameterError(f"{nb_path}: the parameters cell has no 'seed'")
+    return int(ast.literal_eval(known["seed"]["default"]))
+
+
+def seed_plans(nb_path: Path, profile: str, params: dict, seeds: list[int] | None, *, root: Path,
+               update_notebook: bool = False) -> list[RunPlan]:
+    """The runs of one notebook: its default run, plus one per other seed of ``seeds``."""
+    base = default_seed(nb_path, params)
+    plans = [RunPlan(nb_path, profile, dict(params), base, update_notebook=update_notebook)]
+    if not seeds:
+        return plans
+    if base not in seeds:
+        raise ParameterError(f"--seeds {' '.join(map(str, seeds))}: must include {base}, the seed of "
+                             f"{nb_path.name}'s recorded run (results/{nb_path.stem}/metrics.json)")
+    for s in sorted(set(seeds) - {base}):
+        staging = root / "build" / "seeds" / profile / f"seed{s}"
+        plans.append(RunPlan(nb_path, profile, {**params, "seed": s}, s, staging=staging))
+    return plans
+
+
+def _execute(plan: RunPlan, timeout: int, root: Path, log_output: bool) -> str | None:
+    """Run one plan in this process; return None or the failure's message. A
+    staged run's kernel gets its own ``$RESTORE_RUNS_DIR`` (checkpoints of
+    different seeds never mix)."""
+    env = {"RESTORE_RUNS_DIR": str(plan.staging / "runs")} if plan.staging else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    name = plan.notebook.stem + (f" ({plan.label})" if plan.label else "")
+    print(f"[{name}] running ({plan.profile}) ...", flush=True)
+    try:
+        executed = plan.staging / "executed" / f"{plan.notebook.stem}.ipynb" if plan.staging else None
+        m = run_notebook(plan.notebook, plan.profile, params=plan.params, timeout=timeout, root=root,
+                         update_notebook=plan.update_notebook, log_output=log_output, out_dir=plan.out_dir,
+                         executed=executed, label=plan.label)
+    except NotebookFailed as e:
+        print(f"[{name}] FAILED: {e}", file=sys.stderr, flush=True)
+        return str(e)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    print(f"[{name}] ok in {time.perf_counter() - t0:.0f} s -> {m.relative_to(root) if m.is_relative_to(root) else m}",
+          flush=True)
+    return None
+
+
+def execute_plans(plans: list[RunPlan], *, jobs: int, timeout: int, root: Path, log_output: bool = False):
+    """Run the plans, ``jobs`` at a time, each in its own process (and kernel);
+    yield ``(plan, error message or None)`` as they finish."""
+    if jobs == 1:
+        for plan in plans:
+            yield plan, _execute(plan, timeout, root, log_output)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_execute, plan, timeout, root, log_output): plan for plan in plans}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+def publish_seed_spread(plans: list[RunPlan], root: Path) -> Path:
+    """After every run of one notebook's sweep succeeded: copy the other seeds'
+    metrics.json to ``results/<notebook>/seeds/seed<k>.json`` (and drop records of
+    seeds no longer swept), then write ``seed_spread.json`` over all of them."""
+    from .results import SPREAD_FILE, load_metrics, seed_records_dir, summarize_seed_runs
+
+    main = next(p for p in plans if p.staging is None)
+    results = results_dir_for(main.notebook.stem, main.profile, root)
+    records = [load_metrics(results / "metrics.json")]
+    records += [load_metrics(p.out_dir / "metrics.json") for p in plans if p.staging is not None]
+    summary = summarize_seed_runs(records)      # checks the runs agree before anything is written
+    seeds_dir = seed_records_dir(results)
+    seeds_dir.mkdir(parents=True, exist_ok=True)
+    keep = set()
+    for rec in records[1:]:
+        path = seeds_dir / f"seed{rec['provenance']['seed']}.json"
+        atomic_write_json(path, rec)
+        keep.add(path)
+    for old in seeds_dir.glob("seed*.json"):
+        if old not in keep:
+            old.unlink()
+    return atomic_write_json(results / SPREAD_FILE, summary)
+
+
 def _source_cell(executed: Path, cell_index: int) -> tuple[int, str]:
     """Map a cell index of the executed copy (which has papermill's injected
     parameters cell) back to the source notebook; also return its first line."""
@@ -226,12 +348,18 @@ def main(argv=None) -> int:
     ap.add_argument("--readme-only", action="store_true", help="only rebuild results/README.md")
     ap.add_argument("--ablation", help="run the arms of configs/ablations/<name>.yaml")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    ap.add_argument("--seeds", type=int, nargs="+",
+                    help="run every notebook at each of these seeds (at least 2, including the notebook's default "
+                         "seed, whose run is the one in results/<notebook>/); the other seeds' metrics go to "
+                         "results/<notebook>/seeds/ and their spread to results/<notebook>/seed_spread.json")
     ap.add_argument("--jobs", type=int, default=1,
                     help="notebooks executed at the same time (each in its own kernel; on a CPU, at most one per "
                          "core, since the notebooks use one thread each)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.seeds is not None and (len(set(args.seeds)) < 2 or len(set(args.seeds)) != len(args.seeds)):
+        ap.error(f"--seeds needs at least 2 distinct seeds, got {args.seeds}")
     root = repo_root()
 
     if args.ablation:
@@ -254,42 +382,37 @@ def main(argv=None) -> int:
 
     notebooks = _select(list_notebooks(root), args.only)
 
-    # check every parameter file before running anything
-    plans = [(nb, load_profile_params(nb, args.profile, root)) for nb in notebooks]
-    failures = []
-
-    def one(plan):
-        nb, params = plan
-        t0 = time.perf_counter()
-        print(f"[{nb.stem}] running ({args.profile}) ...", flush=True)
-        try:
-            m = run_notebook(nb, args.profile, params=params, timeout=args.timeout, root=root,
-                             update_notebook=args.update_notebooks, log_output=args.log_output)
-            print(f"[{nb.stem}] ok in {time.perf_counter() - t0:.0f} s -> {m.relative_to(root)}", flush=True)
-        except NotebookFailed as e:
-            failures.append(str(e))
-            print(f"[{nb.stem}] FAILED: {e}", file=sys.stderr, flush=True)
+    # check every parameter file (and the seeds) before running anything
+    plans = []
+    for nb in notebooks:
+        params = load_profile_params(nb, args.profile, root)
+        plans += seed_plans(nb, args.profile, params, args.seeds, root=root, update_notebook=args.update_notebooks)
+    failures, failed = [], set()
 
     from .results import git_state_pinned
 
     # every notebook records the tree as it was here, before the first one writes into results/
     with git_state_pinned(root):
-        if args.jobs == 1:
-            for plan in plans:
-                one(plan)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # each notebook runs in its own kernel process; the threads only wait for them. Longest
-            # first (by the wall time its last recorded run took) keeps the workers evenly loaded.
-            ordered = sorted(plans, key=lambda plan: -previous_wall_time(plan[0], args.profile, root))
-            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-                list(pool.map(one, ordered))
+        # longest first (by the wall time of its last recorded run) keeps parallel workers evenly loaded
+        ordered = sorted(plans, key=lambda p: -previous_wall_time(p.notebook, args.profile, root))
+        for plan, error in execute_plans(ordered, jobs=args.jobs, timeout=args.timeout, root=root,
+                                         log_output=args.log_output):
+            if error:
+                failures.append(error)
+                failed.add(plan.notebook)
+    if args.seeds:
+        for nb in notebooks:
+            if nb in failed:
+                print(f"[{nb.stem}] seed spread not updated: a run failed", file=sys.stderr)
+                continue
+            path = publish_seed_spread([p for p in plans if p.notebook == nb], root)
+            print(f"[{nb.stem}] seed spread over seeds {', '.join(map(str, sorted(args.seeds)))} -> "
+                  f"{path.relative_to(root)}", flush=True)
     write_results_readme(root)
     if failures:
-        print(f"{len(failures)} notebook(s) failed:\n" + "\n".join(failures), file=sys.stderr)
+        print(f"{len(failures)} notebook run(s) failed:\n" + "\n".join(failures), file=sys.stderr)
         return 1
-    print(f"all {len(plans)} notebook(s) ok; results/README.md updated")
+    print(f"all {len(plans)} notebook run(s) ok; results/README.md updated")
     return 0
 
 

@@ -24,6 +24,7 @@ tables hold figures copied from a paper or course report and say so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -73,7 +74,8 @@ def git_state_pinned(root=None):
         os.environ.pop(GIT_STATE_ENV, None)
 
 __all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
-           "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance"]
+           "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance", "Spread", "SeedSpreadError",
+           "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path"]
 
 SCHEMA_VERSION = 1
 _REQUIRED = {"schema_version": int, "report": str, "title": str, "profile": str, "params": dict,
@@ -374,3 +376,122 @@ def render_report(obj: dict, heading_level: int = 2, figure_prefix: str = "") ->
     for f in obj.get("figures", []):
         out.append(f"![{Path(f).stem}]({figure_prefix}{f})")
     return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------- seed spread
+#: the seed sweep's records: ``results/<report>/seeds/seed<k>.json`` (whole metrics.json files of the runs
+#: at the other seeds) and their summary ``results/<report>/seed_spread.json``
+SPREAD_FILE = "seed_spread.json"
+SPREAD_VERSION = 1
+
+
+class SeedSpreadError(KeyError):
+    """No seed spread recorded for a report or metric (the message names the file)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """One metric over the seeds of a sweep: ``std`` is the sample standard
+    deviation (n - 1), ``values[i]`` was measured at ``seeds[i]``."""
+    metric: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    mean: float
+    std: float
+    min: float
+    max: float
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def tolerance(self, k: float = 3.0, floor: float = 0.0) -> float:
+        """How far a value may move and still be "within noise": ``max(k * std, floor)``."""
+        return max(k * self.std, floor)
+
+
+def spread_of(metric: str, seeds: Sequence[int], values: Sequence[float]) -> Spread:
+    vals = tuple(float(v) for v in values)
+    if len(vals) != len(seeds) or not vals:
+        raise ValueError(f"{metric}: {len(vals)} values for {len(seeds)} seeds")
+    finite = [v for v in vals if math.isfinite(v)]
+    if len(finite) != len(vals):     # inf/nan (e.g. PSNR of identical images) carry no spread
+        mean = std = math.nan
+    else:
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else math.nan
+    return Spread(metric, tuple(int(s) for s in seeds), vals, mean, std, min(vals), max(vals))
+
+
+def seed_records_dir(results_dir: str | os.PathLike) -> Path:
+    return Path(results_dir) / "seeds"
+
+
+def summarize_seed_runs(records: Sequence[dict]) -> dict:
+    """The ``seed_spread.json`` object for the records (metrics.json objects) of
+    one report's runs at different seeds: per metric mean, std, min, max and
+    the values per seed; per run its provenance. Every record must be of the
+    same report, profile and data, with distinct seeds and the same metric keys."""
+    if len(records) < 2:
+        raise ValueError(f"a seed spread needs at least 2 runs, got {len(records)}")
+    first = records[0]
+    seeds = [r["provenance"]["seed"] for r in records]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{first['report']}: seeds repeat: {seeds}")
+    for r in records[1:]:
+        for field in ("report", "profile"):
+            if r[field] != first[field]:
+                raise ValueError(f"seed runs disagree on {field}: {first[field]!r} vs {r[field]!r}")
+        if r["provenance"]["data"]["hash"] != first["provenance"]["data"]["hash"]:
+            raise ValueError(f"{first['report']}: seed {r['provenance']['seed']} ran on other data")
+        if set(r["metrics"]) != set(first["metrics"]):
+            odd = sorted(set(r["metrics"]) ^ set(first["metrics"]))[:5]
+            raise ValueError(f"{first['report']}: seed {r['provenance']['seed']} has other metrics ({odd} ...)")
+    order = sorted(range(len(records)), key=lambda i: seeds[i])
+    records = [records[i] for i in order]
+    seeds = [seeds[i] for i in order]
+    keep = ("commit", "dirty", "lib_hash", "device", "torch", "python", "threads", "seed", "wall_time_s",
+            "started", "data")
+    metrics = {}
+    for key in first["metrics"]:
+        s = spread_of(key, seeds, [r["metrics"][key] for r in records])
+        metrics[key] = {"mean": s.mean, "std": s.std, "min": s.min, "max": s.max, "values": list(s.values)}
+    return {"schema_version": SPREAD_VERSION, "report": first["report"], "profile": first["profile"],
+            "seeds": seeds, "runs": [{k: r["provenance"].get(k) for k in keep} for r in records],
+            "metrics": metrics}
+
+
+def spread_path(report: str, profile: str = "smoke", root: str | os.PathLike | None = None) -> Path:
+    base = Path(root or repo_root()) / "results" / report
+    return (base if profile == "smoke" else base / profile) / SPREAD_FILE
+
+
+def load_seed_spread(report: str, profile: str = "smoke", root: str | os.PathLike | None = None) -> dict:
+    """The recorded ``seed_spread.json`` of a report (errors name the file)."""
+    import json
+
+    path = spread_path(report, profile, root)
+    if not path.is_file():
+        raise SeedSpreadError(f"{path}: no seed spread recorded (run `make notebooks`, which runs every "
+                              f"notebook at several seeds)")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SeedSpreadError(f"{path}: not valid JSON ({e})") from e
+    if obj.get("schema_version") != SPREAD_VERSION or not isinstance(obj.get("metrics"), dict):
+        raise SeedSpreadError(f"{path}: not a seed spread of schema version {SPREAD_VERSION}")
+    return obj
+
+
+def seed_spread(report: str, metric: str, profile: str = "smoke",
+                root: str | os.PathLike | None = None) -> Spread:
+    """How much ``metric`` of ``report`` moved across the recorded seeds, e.g.
+    ``seed_spread("00_quickstart", "main/mean/PSNR restored").std``."""
+    obj = load_seed_spread(report, profile, root)
+    entry = obj["metrics"].get(metric)
+    if entry is None:
+        raise SeedSpreadError(f"{spread_path(report, profile, root)}: no metric {metric!r}")
+    return spread_of(metric, obj["seeds"], entry["values"])

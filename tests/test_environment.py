@@ -1,6 +1,9 @@
 """pyproject.toml, environment.yml, the Makefile and .ci/run agree."""
 import re
+
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 tomllib = pytest.importorskip("tomllib")
 from pathlib import Path
 
@@ -24,8 +27,8 @@ def test_environment_yml_installs_this_package_with_existing_extras():
     assert m, line
     extras = set(m.group(1).split(","))
     assert extras <= set(_pyproject()["project"]["optional-dependencies"])
-    # the Makefile installs the same extras
-    assert f'-e ".[{m.group(1)}]"' in (ROOT / "Makefile").read_text()
+    # the Makefile's lock is resolved for the same extras
+    assert f'".[{m.group(1)}]"' in (ROOT / "Makefile").read_text()
     # conda adds nothing the pyproject does not declare (only python and pip)
     conda_pkgs = {re.split(r"[<>=! ]", d)[0] for d in deps if isinstance(d, str)}
     assert conda_pkgs == {"python", "pip"}
@@ -57,3 +60,45 @@ def test_nodeps_wheels_are_installed_by_make_and_documented():
 def test_ci_runs_make_test():
     run = (ROOT / ".ci" / "run").read_text()
     assert "make test" in run and "set -e" in run
+
+
+LOCK = ROOT / "requirements" / "lock.txt"
+
+
+def _pins(path):
+    """``{canonical name: version}`` of a requirements file of exact pins (every line must be one)."""
+    pins = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        spec = list(req.specifier)
+        assert len(spec) == 1 and spec[0].operator == "==", f"{path.name}:{n}: not an exact pin: {line!r}"
+        name = canonicalize_name(req.name)
+        assert name not in pins, f"{path.name}:{n}: {req.name} pinned twice"
+        pins[name] = spec[0].version
+    return pins
+
+
+def test_lock_pins_every_pyproject_dependency_inside_its_bounds():
+    project = _pyproject()["project"]
+    extras = project["optional-dependencies"]
+    lock = _pins(LOCK)
+    for line in [*project["dependencies"], *extras["notebooks"], *extras["test"]]:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name in lock, f"requirements/lock.txt lacks {req.name} (pyproject: {line})"
+        assert req.specifier.contains(lock[name], prereleases=True), \
+            f"requirements/lock.txt pins {req.name}=={lock[name]}, outside pyproject's {line!r}"
+
+
+def test_lock_holds_the_pinned_torch_pair_and_not_the_nodeps_wheels():
+    lock = _pins(LOCK)
+    for name, version in _pins(ROOT / "requirements" / "pins.txt").items():
+        assert lock.get(name) == version, f"lock has {name}=={lock.get(name)}, pins.txt says {version}"
+    # installed without dependencies by their own file: in the lock, pip would resolve their ancient pins
+    for name in _pins(ROOT / "requirements-nodeps.txt"):
+        assert name not in lock, name
+    assert "restore-lib" not in lock
+    assert "-r $(LOCK)" in (ROOT / "Makefile").read_text()

@@ -17,8 +17,13 @@ if fail:
     raise RuntimeError("planted failure")
 rec = RunRecorder("99_demo", "Demo notebook", params=dict(profile=profile, seed=seed), out_dir=out_dir,
                   seed=seed, device="cpu", profile=profile)
-rec.add_table("main", "Main", (["method", "PSNR"], [["ours", 30.0]]))
+rec.add_table("main", "Main", (["method", "PSNR"], [["ours", 27.0 + seed]]))
 rec.save()
+import os
+if os.environ.get("RESTORE_RUNS_DIR"):     # where this run keeps its checkpoints
+    from restore_lib.results import runs_dir
+    runs_dir("99_demo").mkdir(parents=True, exist_ok=True)
+    (runs_dir("99_demo") / "seed.txt").write_text(str(seed))
 '''
 
 
@@ -109,3 +114,59 @@ def test_previous_wall_time_orders_parallel_runs(fake_repo):
     assert previous_wall_time(nb, "smoke", fake_repo) == 12.5
     (fake_repo / "results" / "99_demo" / "metrics.json").write_text("{broken")
     assert previous_wall_time(nb, "smoke", fake_repo) == 0.0
+
+
+def test_seed_sweep_records_every_seed_and_their_spread(fake_repo, monkeypatch):
+    from restore_lib import reproduce
+    from restore_lib.results import load_seed_spread, seed_spread
+
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    monkeypatch.delenv("RESTORE_RUNS_DIR", raising=False)
+    assert reproduce.main(["--seeds", "3", "5", "4", "--jobs", "2"]) == 0
+    results = fake_repo / "results" / "99_demo"
+    assert json.loads((results / "metrics.json").read_text())["provenance"]["seed"] == 3   # the profile's seed
+    assert sorted(p.name for p in (results / "seeds").iterdir()) == ["seed4.json", "seed5.json"]
+    spread = seed_spread("99_demo", "main/ours/PSNR", root=fake_repo)
+    assert spread.seeds == (3, 4, 5) and spread.values == (30.0, 31.0, 32.0)
+    assert spread.mean == 31.0 and spread.std == pytest.approx(1.0) and (spread.min, spread.max) == (30.0, 32.0)
+    assert spread.tolerance(3.0, floor=0.1) == pytest.approx(3.0) and spread.tolerance(3.0, floor=5.0) == 5.0
+    assert [r["seed"] for r in load_seed_spread("99_demo", root=fake_repo)["runs"]] == [3, 4, 5]
+    # each other seed kept its checkpoints apart, under build/
+    for s in (4, 5):
+        assert (fake_repo / "build" / "seeds" / "smoke" / f"seed{s}" / "runs" / "99_demo" / "seed.txt").read_text() \
+            == str(s)
+    # a narrower sweep drops the records of seeds it no longer covers
+    assert reproduce.main(["--seeds", "3", "4"]) == 0
+    assert sorted(p.name for p in (results / "seeds").iterdir()) == ["seed4.json"]
+    assert seed_spread("99_demo", "main/ours/PSNR", root=fake_repo).seeds == (3, 4)
+
+
+def test_seed_sweep_must_include_the_recorded_seed(fake_repo, monkeypatch):
+    from restore_lib import reproduce
+
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    with pytest.raises(ParameterError, match="must include 3.*99_demo.ipynb"):
+        reproduce.main(["--seeds", "0", "1"])
+    assert not (fake_repo / "results" / "99_demo").exists()     # nothing ran
+    with pytest.raises(SystemExit):
+        reproduce.main(["--seeds", "3"])
+
+
+def test_failed_seed_run_leaves_the_recorded_spread_alone(fake_repo, monkeypatch):
+    from restore_lib import reproduce
+
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--seeds", "3", "4"]) == 0
+    spread = fake_repo / "results" / "99_demo" / "seed_spread.json"
+    before = spread.read_bytes()
+    cfg = fake_repo / "configs" / "99_demo" / "smoke.yaml"
+    cfg.write_text(cfg.read_text() + "fail: true\n")
+    assert reproduce.main(["--seeds", "3", "4"]) == 1
+    assert spread.read_bytes() == before
+
+
+def test_seed_spread_errors_name_the_file(tmp_path):
+    from restore_lib.results import SeedSpreadError, seed_spread
+
+    with pytest.raises(SeedSpreadError, match="seed_spread.json: no seed spread recorded"):
+        seed_spread("99_demo", "main/ours/PSNR", root=tmp_path)
