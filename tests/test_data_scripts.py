@@ -194,6 +194,181 @@ def test_not_an_archive(tmp_path):
         safe_extract(f, tmp_path / "o")
 
 
+# ---------------------------------------------- link resolution, limits, corruption
+def _no_data_filter(monkeypatch, with_filter: bool) -> None:
+    """Run the safety checks as on a Python without tarfile's data filter."""
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+
+def _dir(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info, None
+
+
+LINK_ATTACKS = {
+    # sub/up -> .. is inside (sub/.. = .); esc -> sub/up/.. is lexically "sub", physically the parent
+    "chain": [_dir("sub"), _special("sub/up", tarfile.SYMTYPE, ".."),
+              _special("esc", tarfile.SYMTYPE, "sub/up/..")],
+    # the same chain, then a hard link to a file outside, through it
+    "hardlink_via_chain": [_dir("sub"), _special("sub/up", tarfile.SYMTYPE, ".."),
+                           _special("esc", tarfile.SYMTYPE, "sub/up/.."),
+                           _special("grab", tarfile.LNKTYPE, "esc/secret.txt")],
+    # a hard link through an (inside) symlink
+    "hardlink_via_symlink": [_dir("sub"), _file("sub/f.txt"), _special("s", tarfile.SYMTYPE, "sub"),
+                             _special("h", tarfile.LNKTYPE, "s/f.txt")],
+    # a hard link to a symlink member
+    "hardlink_to_symlink": [_file("f.txt"), _special("s", tarfile.SYMTYPE, "f.txt"),
+                            _special("h", tarfile.LNKTYPE, "s")],
+    # a later symlink changes where an earlier one leads: a -> x/.. with x -> . is the parent
+    "later_link": [_special("a", tarfile.SYMTYPE, "x/.."), _special("x", tarfile.SYMTYPE, ".")],
+    "loop": [_special("a", tarfile.SYMTYPE, "b"), _special("b", tarfile.SYMTYPE, "a")],
+    # a symlink replaced by a file of the same name would be written through
+    "replace_link": [_file("t.txt"), _special("x", tarfile.SYMTYPE, "t.txt"), _file("x", b"overwrite")],
+}
+
+
+@pytest.mark.parametrize("with_filter", [True, False], ids=["data_filter", "no_filter"])
+@pytest.mark.parametrize("attack", sorted(LINK_ATTACKS))
+def test_link_attacks_rejected_without_relying_on_tarfile(tmp_path, monkeypatch, attack, with_filter):
+    _no_data_filter(monkeypatch, with_filter)
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = work / "secret.txt"
+    secret.write_bytes(b"outside")
+    arc = _tar(tmp_path / "links.tar", LINK_ATTACKS[attack])
+    with pytest.raises(UnsafeArchiveError, match=r"links\.tar: (symlink|hard link|member)") as e:
+        safe_extract(arc, work / "out")
+    assert "\n" not in str(e.value)
+    assert not (work / "out").exists()  # refused before anything was written
+    assert sorted(p.name for p in work.iterdir()) == ["secret.txt"] and secret.read_bytes() == b"outside"
+
+
+@pytest.mark.parametrize("with_filter", [True, False], ids=["data_filter", "no_filter"])
+def test_links_inside_still_extract(tmp_path, monkeypatch, with_filter):
+    _no_data_filter(monkeypatch, with_filter)
+    arc = _tar(tmp_path / "ok.tar", [_dir("v2"), _file("v2/x.txt", b"X"), _special("cur", tarfile.SYMTYPE, "v2"),
+                                     _special("latest", tarfile.SYMTYPE, "cur"), _dir("v2/deep"),
+                                     _special("v2/deep/up", tarfile.SYMTYPE, "../../cur/x.txt"),
+                                     _special("hard.txt", tarfile.LNKTYPE, "v2/x.txt")])
+    out = safe_extract(arc, tmp_path / "out")
+    assert (out / "latest/x.txt").read_bytes() == b"X" and (out / "v2/deep/up").read_bytes() == b"X"
+    assert (out / "hard.txt").read_bytes() == b"X"
+
+
+def test_tar_size_and_member_limits(tmp_path):
+    arc = _tar(tmp_path / "big.tar.gz", [_file(f"f{i}.bin", bytes(1000)) for i in range(3)])
+    with pytest.raises(UnsafeArchiveError, match=r"big\.tar\.gz: unpacks to more than .*--max-extract-gb"):
+        safe_extract(arc, tmp_path / "o", max_bytes=2500)
+    with pytest.raises(UnsafeArchiveError, match=r"big\.tar\.gz: 3 members, more than the limit of 2"):
+        safe_extract(arc, tmp_path / "o", max_members=2)
+    assert not (tmp_path / "o").exists()
+    assert sorted(p.name for p in safe_extract(arc, tmp_path / "o", max_bytes=3000).iterdir()) == \
+        ["f0.bin", "f1.bin", "f2.bin"]
+
+
+def test_zip_bomb_and_size_limits(tmp_path):
+    arc = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(arc, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", bytes(2 << 20))  # 2 MiB of zeros: ~2 kB compressed
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.zip: member 'zeros\.bin' expands \d+ times"):
+        safe_extract(arc, tmp_path / "o")
+    with pytest.raises(UnsafeArchiveError, match=r"bomb\.zip: unpacks to more than"):
+        safe_extract(arc, tmp_path / "o", max_bytes=1 << 20, max_ratio=1e6)
+    assert not (tmp_path / "o").exists()
+    assert (safe_extract(arc, tmp_path / "o", max_ratio=1e6) / "zeros.bin").stat().st_size == 2 << 20
+
+
+def _targz(path: Path, n: int = 3) -> bytes:
+    _tar(path, [_file(f"f{i}.bin", np.random.default_rng(i).bytes(3000)) for i in range(n)])
+    return path.read_bytes()
+
+
+def test_corrupt_and_truncated_archives_are_one_clear_error(tmp_path):
+    from _download import CorruptArchiveError
+    cases = {}
+    z = tmp_path / "crc.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.txt", b"hello world " * 50)
+    raw = bytearray(z.read_bytes())
+    raw[raw.index(b"hello world")] ^= 0xFF  # one flipped byte in the stored data: bad CRC
+    z.write_bytes(bytes(raw))
+    cases[z] = "Bad CRC"
+    full = _targz(tmp_path / "full.tar.gz")
+    (tmp_path / "half.tar.gz").write_bytes(full[:len(full) // 2])
+    cases[tmp_path / "half.tar.gz"] = "corrupt or truncated"
+    (tmp_path / "notrailer.tar.gz").write_bytes(full[:-6])  # all tar data there, gzip CRC/length missing
+    cases[tmp_path / "notrailer.tar.gz"] = "corrupt or truncated"
+    with tarfile.open(tmp_path / "plain.tar", "w") as tf:
+        for i in range(3):
+            info, data = _file(f"f{i}.bin", bytes(3000))
+            tf.addfile(info, io.BytesIO(data))
+    (tmp_path / "cut.tar").write_bytes((tmp_path / "plain.tar").read_bytes()[:2 * (512 + 3072)])  # at a member end
+    cases[tmp_path / "cut.tar"] = "truncated tar archive"
+    for arc, what in cases.items():
+        with pytest.raises(CorruptArchiveError, match=what) as e:
+            safe_extract(arc, tmp_path / f"out_{arc.name}")
+        assert str(e.value).startswith(f"{arc}: ") and "\n" not in str(e.value), str(e.value)
+
+
+# ------------------------------------------------------------------ --accept-hash
+def test_accept_hash_records_for_a_local_archive(tmp_path, capsys):
+    f = tmp_path / "user.zip"
+    f.write_bytes(b"abc")
+    assert _download.verify_file(f, None, accept_hash=True) == _sha(b"abc")
+    side = tmp_path / "user.zip.sha256"
+    assert side.read_text() == f"{_sha(b'abc')}  user.zip\n"
+    assert f"recorded in {side}" in capsys.readouterr().out
+    assert _download.verify_file(f, None) == _sha(b"abc")  # the next run needs no --accept-hash
+    f.write_bytes(b"abd")
+    with pytest.raises(VerificationError, match="recorded in .*user.zip.sha256"):
+        _download.verify_file(f, None)
+    with pytest.raises(VerificationError):  # --accept-hash does not silently replace a recorded hash
+        _download.verify_file(f, None, accept_hash=True)
+    assert f.exists()
+
+
+def test_accept_hash_message_names_the_file_it_wrote(tmp_path, remote, capsys):
+    _, url, data = remote
+    dest = tmp_path / "cache" / "blob.bin"
+    download(url, dest, accept_hash=True)
+    out = capsys.readouterr().out
+    written = out.split("recorded in ", 1)[1].strip()
+    assert Path(written) == dest.with_name("blob.bin.sha256") and Path(written).read_text().startswith(_sha(data))
+    assert not list(dest.parent.glob("*.unverified*"))
+
+
+def test_accept_hash_unwritable_sidecar_is_said(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "user.zip"
+    f.write_bytes(b"abc")
+    monkeypatch.setattr(_download, "_sidecar", lambda p: tmp_path / "missing_dir" / "user.zip.sha256")
+    _download.verify_file(f, None, accept_hash=True)
+    out = capsys.readouterr().out
+    assert "could NOT record" in out and f"--sha256 {_sha(b'abc')}" in out and "recorded in" not in out
+
+
+def test_script_accept_hash_then_verified_run(tmp_path, capsys):
+    import _common
+    import prepare_rain100l
+    src = tmp_path / "pack" / "Rain100L"
+    for n in (1, 2):
+        _png(src / "input" / f"{n}.png", seed=n)
+        _png(src / "target" / f"{n}.png", seed=5 + n)
+    arc = tmp_path / "Rain100L_test.zip"
+    with zipfile.ZipFile(arc, "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, p.relative_to(src.parent).as_posix())
+    args = ["--split", "test", "--archive", str(arc), "--out", str(tmp_path / "out"), "--allow-partial"]
+    assert prepare_rain100l.main(args + ["--accept-hash"]) == 0
+    assert prepare_rain100l.main(args) == 0  # verified against the recorded hash
+    with zipfile.ZipFile(arc, "a") as zf:
+        zf.writestr("Rain100L/extra.txt", b"changed")
+    with pytest.raises(SystemExit) as e:
+        _common.run_main(lambda: prepare_rain100l.main(args))
+    assert e.value.code == 1 and "SHA-256 mismatch" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------- preparation scripts
 def _png(path: Path, h: int = 24, w: int = 36, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
