@@ -8,24 +8,33 @@ Every script gets its input in one of three ways, all verified:
   unless ``--accept-hash`` is given;
 * ``--url URL`` (or the script's default URL): downloaded into ``--cache``
   and verified the same way (see ``_download.py``).
+
+Every script that writes an output folder builds it with :class:`Stage`:
+into a temporary sibling, manifest last, then swapped in, so a rerun never
+mixes old and new files and an interrupted run leaves no half folder.
+Loaders check such a folder with :func:`verify_prepared` (``_manifest.py``).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
+
+from PIL import Image, UnidentifiedImageError
 
 import _download
+from _manifest import MANIFEST_NAME, PrepError, list_files, read_manifest, verify_prepared, write_manifest
+
+__all__ = ["IMAGE_EXTS", "PrepError", "Stage", "verify_prepared", "image_size", "add_source_args",
+           "add_extract_args", "extract_limits", "resolve_source", "resolve_input", "obtain_archive",
+           "list_images", "place", "check_count", "fail_if", "run_main"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-class PrepError(RuntimeError):
-    """A dataset folder that does not have the expected layout or content."""
 
 
 def repo_root() -> Path:
@@ -59,6 +68,25 @@ def add_source_args(ap: argparse.ArgumentParser, *, archive_help: str, default_u
     h.add_argument("--accept-hash", action="store_true",
                    help="no expected hash known: print the computed one, record it and go on")
     ap.add_argument("--cache", type=Path, default=None, help="download folder (default <data>/downloads)")
+    add_extract_args(ap)
+
+
+def add_extract_args(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_argument_group("archive limits (zip/tar bombs)")
+    g.add_argument("--max-extract-gb", type=float, default=_download.MAX_EXTRACT_BYTES / 2**30,
+                   help="refuse an archive that unpacks to more than this many GiB (default %(default)g)")
+    g.add_argument("--max-extract-members", type=int, default=_download.MAX_MEMBERS,
+                   help="refuse an archive with more members than this (default %(default)d)")
+    g.add_argument("--max-zip-ratio", type=float, default=_download.MAX_ZIP_RATIO,
+                   help="refuse a zip member (>= 1 MiB) compressed more than this many times (default %(default)g)")
+
+
+def extract_limits(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``_download.safe_extract`` from the options."""
+    if args.max_extract_gb <= 0 or args.max_extract_members <= 0 or args.max_zip_ratio <= 0:
+        raise PrepError("--max-extract-gb, --max-extract-members and --max-zip-ratio must be positive")
+    return {"max_bytes": int(args.max_extract_gb * 2**30), "max_members": args.max_extract_members,
+            "max_ratio": args.max_zip_ratio}
 
 
 def expected_hash(args: argparse.Namespace, filename: str) -> str | None:
@@ -75,44 +103,250 @@ def expected_hash(args: argparse.Namespace, filename: str) -> str | None:
     return None
 
 
-def obtain_archive(args: argparse.Namespace, filename: str, url: str | None, official: str) -> Path:
-    """The verified archive ``filename`` from --archive or a download."""
+def obtain_archive(args: argparse.Namespace, filename: str, url: str | None, official: str) -> tuple[Path, str]:
+    """The verified archive ``filename`` from --archive or a download, and
+    its SHA-256."""
     if args.archive is not None:
-        _download.verify_file(args.archive, expected_hash(args, args.archive.name), args.accept_hash)
-        return args.archive
+        digest = _download.verify_file(args.archive, expected_hash(args, args.archive.name), args.accept_hash)
+        return args.archive, digest
     if url:
         cache = args.cache or default_data_dir() / "downloads"
         return _download.download(url, cache / filename, expected_hash(args, filename),
-                                  accept_hash=args.accept_hash)
+                                  accept_hash=args.accept_hash, with_digest=True)
     raise PrepError(f"no input given: download the data from {official} and pass --archive FILE "
                     f"(or --src DIR for an extracted copy, or --url URL)")
 
 
-def resolve_input(args: argparse.Namespace, filename: str, url: str | None, official: str,
-                  workdir: Path) -> Path:
-    """A folder holding the dataset: --src as is, else the verified archive
-    extracted (safely) into ``workdir``."""
+def resolve_source(args: argparse.Namespace, filename: str, url: str | None, official: str,
+                   workdir: Path) -> tuple[Path, dict]:
+    """A folder holding the dataset (--src as is, else the verified archive
+    extracted safely into ``workdir``) and its description for the manifest."""
     if args.src is not None:
         if not args.src.is_dir():
             raise PrepError(f"{args.src}: --src is not a folder")
-        return args.src
-    archive = obtain_archive(args, filename, url, official)
-    return _download.safe_extract(archive, workdir)
+        return args.src, {"src": str(args.src.resolve())}
+    archive, digest = obtain_archive(args, filename, url, official)
+    folder = _download.safe_extract(archive, workdir, **extract_limits(args))
+    source = {"archive": archive.name, "sha256": digest}
+    if args.archive is None:
+        source["url"] = url
+    return folder, source
 
 
-@contextlib.contextmanager
-def temp_workdir(out: Path):
-    """A temporary folder inside ``out`` (same file system, so hard links
-    work); removed afterwards, as is ``out`` itself if this created it and
-    it stayed empty."""
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+def resolve_input(args: argparse.Namespace, filename: str, url: str | None, official: str,
+                  workdir: Path) -> Path:
+    """:func:`resolve_source` without the description."""
+    return resolve_source(args, filename, url, official, workdir)[0]
+
+
+# ------------------------------------------------------------------ staged output
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
-        with tempfile.TemporaryDirectory(prefix=".extract-", dir=out) as work:
-            yield work
-    finally:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    """Delete a temporary folder; say so (never silently) if that fails."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        print(f"warning: could not remove {path} ({e}); delete it by hand", file=sys.stderr)
+
+
+class Stage:
+    """Build a prepared folder next to its final place and swap it in.
+
+    ::
+
+        with Stage(out, "prepare_x", VERSION) as st:
+            folder, source = resolve_source(args, ..., st.scratch())
+            st.place(src_file, "train/degraded/1.png", args.link)
+            st.commit(source=source, params={...}, summary={...})
+
+    Files go to a fresh ``<out>.partial-<pid>-XXXX`` in the same parent
+    (archives are extracted into ``<out>.extract-<pid>-XXXX``). ``commit``
+    writes ``MANIFEST.json`` last, then renames the old ``<out>`` to
+    ``<out>.old-<pid>-XXXX``, the new folder to ``<out>``, and deletes the
+    old one (restoring it if the rename fails). So a rerun never mixes old
+    and new files, and an interrupted run leaves ``<out>`` as it was; its
+    leftovers (whose process is gone) are removed by the next run.
+
+    An existing ``<out>`` is only replaced when it is empty or holds a
+    manifest written by the same script: a folder the scripts did not make
+    is never deleted. Two source files that would get the same output name
+    are an error naming both.
+    """
+
+    def __init__(self, out: str | os.PathLike, script: str, version: str):
+        self.out = Path(out).resolve()  # a symlinked <out>: build next to the real folder
+        self.script, self.version = script, version
+        self.dir: Path | None = None
+        self._scratch: Path | None = None
+        self._origin: dict[str, str] = {}
+        self._committed = False
+        self._made_parent = False
+
+    # -- set-up and clean-up
+    def __enter__(self) -> "Stage":
+        self._check_replaceable()
+        self._made_parent = not self.out.parent.exists()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.partial-{os.getpid()}-", dir=self.out.parent))
+        os.chmod(self.dir, 0o777 & ~_umask())  # mkdtemp's 0700 would become the dataset's mode
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._scratch is not None:
+            _remove(self._scratch)
+        if not self._committed and self.dir is not None:
+            _remove(self.dir)
+            if self._made_parent and not any(self.out.parent.iterdir()):
+                self.out.parent.rmdir()
+            if exc_type is None:
+                raise RuntimeError(f"{self.out}: Stage left without commit(); nothing was written")
+
+    def _check_replaceable(self) -> None:
+        out = self.out
+        if not (out.exists() or out.is_symlink()):
+            return
+        if not out.is_dir():
+            raise PrepError(f"{out}: exists and is not a folder")
+        if not any(out.iterdir()):
+            return
+        if not (out / MANIFEST_NAME).is_file():
+            raise PrepError(f"{out}: exists, is not empty and has no {MANIFEST_NAME} (not made by these scripts, "
+                            f"or by an older version): remove it or choose another --out; it is never "
+                            f"overwritten")
+        try:
+            made_by = read_manifest(out).get("script")
+        except PrepError:
+            made_by = None  # an unreadable manifest of ours: replacing it is the fix
+        if made_by not in (None, self.script):
+            raise PrepError(f"{out}: holds a dataset prepared by {made_by}, not {self.script}: choose another --out")
+
+    def _remove_leftovers(self) -> None:
+        pattern = re.compile(re.escape(self.out.name) + r"\.(partial|extract|old)-(\d+)-[^/]+$")
+        for p in self.out.parent.iterdir():
+            m = pattern.match(p.name)
+            if m and p.is_dir() and not p.is_symlink() and not _pid_alive(int(m.group(2))):
+                print(f"removing {p} (left over by an interrupted run)")
+                shutil.rmtree(p)
+
+    def scratch(self) -> Path:
+        """A temporary folder for extraction, on the same file system as
+        ``<out>`` (so ``--link hardlink`` works); removed at the end."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.extract-{os.getpid()}-",
+                                                  dir=self.out.parent))
+        return self._scratch
+
+    # -- writing
+    def claim(self, rel: str, origin: str | os.PathLike) -> Path:
+        """The path of output file ``rel`` in the new folder; an error naming
+        both sources when another file already claimed it."""
+        rel = Path(rel).as_posix()
+        if rel in self._origin:
+            raise PrepError(f"{self._origin[rel]} and {origin} would both become {rel}: duplicate name or number "
+                            f"in the input; remove one of them")
+        self._origin[rel] = str(origin)
+        path = self.dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def place(self, src: Path, rel: str, mode: str = "copy") -> Path:
+        """Copy / hard-link / symlink ``src`` to ``rel`` in the new folder."""
+        dst = self.claim(rel, src)
+        place(src, dst, mode)
+        return dst
+
+    def carry_over(self, keep: Callable[[str], bool]) -> dict | None:
+        """Bring the files of the current ``<out>`` for which ``keep(rel)`` is
+        true into the new folder (hard links, else copies; symlinks as
+        symlinks): the parts this run does not rebuild. Only from a complete
+        ``<out>`` of the same script whose files match its manifest; returns
+        that manifest, or None when there is nothing to carry."""
+        if not (self.out / MANIFEST_NAME).is_file():
+            return None
+        try:
+            old = verify_prepared(self.out, self.script)
+        except PrepError as e:
+            print(f"warning: keeping nothing from the previous {self.out.name}: {e}")
+            return None
+        for rel in list_files(self.out):
+            if keep(rel):
+                src = self.out / rel
+                dst = self.claim(rel, src)
+                if src.is_symlink():
+                    os.symlink(os.readlink(src), dst)
+                else:
+                    try:
+                        os.link(src, dst)
+                    except OSError:
+                        shutil.copy2(src, dst)
+        return old
+
+    # -- finishing
+    def commit(self, *, source: dict, params: dict, summary: dict) -> dict:
+        """Write the manifest (last), check it, and swap the new folder in."""
+        manifest = write_manifest(self.dir, script=self.script, version=self.version, source=source,
+                                  params=params, summary=summary)
+        verify_prepared(self.dir, self.script)
+        self._check_replaceable()  # again: something may have appeared in <out> meanwhile
+        out = self.out
+        if out.exists() or out.is_symlink():
+            backup = Path(tempfile.mkdtemp(prefix=f"{out.name}.old-{os.getpid()}-", dir=out.parent))
+            os.rename(out, backup / out.name)
+            try:
+                os.rename(self.dir, out)
+            except BaseException:
+                os.rename(backup / out.name, out)
+                raise
+            self._committed = True
+            try:
+                shutil.rmtree(backup)
+            except OSError as e:
+                raise PrepError(f"{out} was replaced, but the previous copy in {backup} could not be "
+                                f"removed ({e}); delete it by hand") from None
+        else:
+            os.rename(self.dir, out)
+            self._committed = True
+        return manifest
+
+
+# ------------------------------------------------------------------ images
+_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+
+
+def image_size(path: Path, verify: bool = False) -> tuple[int, int]:
+    """(width, height) from the header (``verify``: also check the data);
+    PrepError naming the file for an unreadable image or a decompression
+    bomb (a header claiming more pixels than Pillow's limit)."""
+    try:
+        if verify:
+            with Image.open(path) as im:
+                im.verify()
+        with Image.open(path) as im:
+            return im.size
+    except Image.DecompressionBombError as e:
+        raise PrepError(f"{path}: refused as a possible decompression bomb ({e})") from None
+    except _IMAGE_ERRORS as e:
+        raise PrepError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -164,8 +398,9 @@ def fail_if(problems: list[str], where: Path | str) -> None:
 
 
 def run_main(main) -> None:
-    """Entry point: PrepError and verification failures become a one-line
-    message and exit status 1 (other errors keep their traceback)."""
+    """Entry point: PrepError, verification and archive failures become an
+    ``error: ...`` message (one line, except PrepError's list of problems)
+    and exit status 1, without a traceback (other errors keep theirs)."""
     try:
         sys.exit(main())
     except (PrepError, _download.VerificationError, _download.HashRequired, _download.UnsafeArchiveError,

@@ -21,6 +21,12 @@ Output (BasicSR layout, default ``<data>/DIV2K``)::
 
     <out>/DIV2K_{train,valid}_HR/0001.png
     <out>/DIV2K_{train,valid}_LR_bicubic/X4/0001x4.png
+    <out>/MANIFEST.json                (written last; see data_scripts/_manifest.py)
+
+The output is built in a temporary sibling folder and swapped in when
+complete. Parts (``--parts``) and scales (``--scale``) not prepared by this
+run are kept from the previous ``<out>`` when its manifest verifies (hard
+links); everything this run prepares replaces the old files as a whole.
 
 Checked: 800 train (0001-0800) and 100 valid (0801-0900) images, every HR
 image has its LR partner of size HR/4. ``--verify-lr N`` recomputes the LR
@@ -37,8 +43,10 @@ import numpy as np
 from PIL import Image
 
 import _download
-from _common import (PrepError, check_count, default_data_dir, expected_hash, fail_if, import_restore_lib,
-                     list_images, place, run_main, temp_workdir)
+from _common import (PrepError, Stage, add_extract_args, check_count, default_data_dir, expected_hash,
+                     extract_limits, fail_if, image_size, import_restore_lib, list_images, run_main)
+
+VERSION = "2"
 
 OFFICIAL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 BASE_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -72,8 +80,11 @@ def collect(root: Path, part: str, scale: int, allow_partial: bool) -> list[tupl
         if not lr.is_file():
             problems.append(f"{hr}: LR partner {lr.name} missing")
             continue
-        with Image.open(hr) as a, Image.open(lr) as b:
-            (w, h), (lw, lh) = a.size, b.size
+        try:
+            (w, h), (lw, lh) = image_size(hr), image_size(lr)
+        except PrepError as e:
+            problems.append(str(e))
+            continue
         if (lw, lh) not in ((w // scale, h // scale), (math.ceil(w / scale), math.ceil(h / scale))):
             problems.append(f"{lr}: size {lw}x{lh} is not {w}x{h} / {scale}")
         pairs.append((hr, lr))
@@ -82,12 +93,21 @@ def collect(root: Path, part: str, scale: int, allow_partial: bool) -> list[tupl
     return pairs
 
 
+def _rgb(path: Path) -> np.ndarray:
+    image_size(path)  # a decompression bomb or unreadable header: PrepError naming the file
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise PrepError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+
+
 def verify_lr(pairs, scale: int, n: int) -> None:
     import_restore_lib()
     from restore_lib.data.imresize import bicubic_downsample
     for hr, lr in pairs[:n]:
-        ours = bicubic_downsample(np.asarray(Image.open(hr).convert("RGB")), scale)
-        ref = np.asarray(Image.open(lr).convert("RGB"))
+        ours = bicubic_downsample(_rgb(hr), scale)
+        ref = _rgb(lr)
         h, w = min(ours.shape[0], ref.shape[0]), min(ours.shape[1], ref.shape[1])
         d = np.abs(ours[:h, :w].astype(int) - ref[:h, :w].astype(int))
         print(f"  {lr.name}: {100 * (d == 0).mean():.2f} % identical pixels, max difference {d.max()}")
@@ -110,33 +130,50 @@ def main(argv: list[str] | None = None) -> int:
                     help="compare the official LR of the first N images with our MATLAB bicubic")
     ap.add_argument("--allow-partial", action="store_true", help="accept a subset of the images")
     ap.add_argument("--link", choices=("copy", "hardlink", "symlink"), default="copy")
+    add_extract_args(ap)
     args = ap.parse_args(argv)
     args.sha256 = None
     out = args.out or default_data_dir() / "DIV2K"
     if args.link == "symlink" and args.src is None:
         raise PrepError("--link symlink needs --src (links into a temporary extraction would dangle)")
-    with temp_workdir(out) as work:
+    limits = extract_limits(args)
+    prefixes = [f"DIV2K_{p}_HR/" for p in args.parts] + [f"DIV2K_{p}_LR_bicubic/X{args.scale}/"
+                                                         for p in args.parts]
+    with Stage(out, "prepare_div2k", VERSION) as st:
         root = args.src
+        source: dict = {"src": str(root.resolve())} if root is not None else {"archives": {}}
         if root is None:
-            root = Path(work)
+            root = st.scratch()
             for name in archive_names(args.parts, args.scale):
                 expected = expected_hash(args, name) if args.sha256_file else None
                 if args.download:
                     cache = args.cache or default_data_dir() / "downloads"
-                    archive = _download.download(args.base_url + name, cache / name, expected,
-                                                 accept_hash=args.accept_hash)
+                    archive, digest = _download.download(args.base_url + name, cache / name, expected,
+                                                         accept_hash=args.accept_hash, with_digest=True)
                 else:
                     archive = args.archives_dir / name
-                    _download.verify_file(archive, expected, args.accept_hash)
-                _download.safe_extract(archive, root)
+                    digest = _download.verify_file(archive, expected, args.accept_hash)
+                source["archives"][name] = digest
+                _download.safe_extract(archive, root, **limits)
+        summary: dict = {}
         for part in args.parts:
             pairs = collect(root, part, args.scale, args.allow_partial)
             for hr, lr in pairs:
-                place(hr, out / f"DIV2K_{part}_HR" / hr.name, args.link)
-                place(lr, out / f"DIV2K_{part}_LR_bicubic" / f"X{args.scale}" / lr.name, args.link)
+                st.place(hr, f"DIV2K_{part}_HR/{hr.name}", args.link)
+                st.place(lr, f"DIV2K_{part}_LR_bicubic/X{args.scale}/{lr.name}", args.link)
+            summary[f"{part}/X{args.scale}"] = len(pairs)
             print(f"{part}: {len(pairs)} HR/LR x{args.scale} pairs")
             if args.verify_lr:
                 verify_lr(pairs, args.scale, args.verify_lr)
+        old = st.carry_over(lambda rel: not any(rel.startswith(p) for p in prefixes))
+        if old is not None:
+            kept = {k: v for k, v in old["summary"].items() if k not in summary}
+            if kept:
+                print(f"kept from the previous {out.name}: " + ", ".join(f"{k} ({v} pairs)" for k, v in kept.items()))
+            summary = {**kept, **summary}
+            source = {**source, "kept_from_previous": old["source"]}
+        st.commit(source=source, params={"scale": args.scale, "parts": args.parts, "link": args.link},
+                  summary=summary)
     print(f"wrote {out}")
     return 0
 

@@ -24,6 +24,12 @@ sides, with a seeded validation split by image (PromptIR-style
     <out>/val/{degraded,clean}/{rain,snow}-N.png
     <out>/test/degraded/N.png
     <out>/split.json
+    <out>/MANIFEST.json      (written last; see data_scripts/_manifest.py)
+
+The output is built in a temporary sibling folder and swapped in at the
+end, so converting again (another seed or ratio) replaces the old split
+instead of mixing with it. Two files with the same number (``rain-5.png``
+and ``rain-05.png``) are an error naming both.
 """
 from __future__ import annotations
 
@@ -33,9 +39,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from _common import PrepError, add_link_arg, check_count, fail_if, place, run_main
+from _common import PrepError, Stage, add_link_arg, check_count, fail_if, image_size, run_main
+
+VERSION = "2"
 
 DEGRADED = re.compile(r"^(rain|snow)-(\d+)\.png$")
 TEST = re.compile(r"^(\d+)\.png$")
@@ -44,13 +51,19 @@ EXPECTED = {"rain": 1600, "snow": 1600, "test": 100}
 
 def _size(path: Path, problems: list[str]) -> tuple[int, int] | None:
     try:
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        problems.append(f"{path}: unreadable image ({e})")
+        return image_size(path, verify=True)
+    except PrepError as e:
+        problems.append(str(e))
         return None
+
+
+def _first(seen: dict, key, path: Path, what: str, problems: list[str]) -> bool:
+    """False (and a problem naming both files) when ``key`` was seen before."""
+    if key in seen:
+        problems.append(f"{seen[key]} and {path}: both are {what}; remove one")
+        return False
+    seen[key] = path
+    return True
 
 
 def check(src: Path, allow_partial: bool = False, expected: dict | None = None) -> dict:
@@ -64,12 +77,15 @@ def check(src: Path, allow_partial: bool = False, expected: dict | None = None) 
             problems.append(f"missing folder {d}")
     fail_if(problems, src)
     pairs = []
+    seen: dict = {}
     for p in sorted(deg.iterdir()):
         m = DEGRADED.match(p.name)
         if not m:
             problems.append(f"{p}: unexpected name (want rain-N.png or snow-N.png)")
             continue
         kind, n = m.group(1), int(m.group(2))
+        if not _first(seen, (kind, n), p, f"{kind} number {n}", problems):
+            continue
         c = clean / f"{kind}_clean-{n}.png"
         if not c.is_file():
             problems.append(f"{p}: clean partner {c.name} is missing")
@@ -83,10 +99,13 @@ def check(src: Path, allow_partial: bool = False, expected: dict | None = None) 
         if c.name not in partners:
             problems.append(f"{c}: clean image without a degraded partner")
     tests = []
+    seen_test: dict = {}
     for p in sorted(test.iterdir()):
         m = TEST.match(p.name)
         if not m:
             problems.append(f"{p}: unexpected test name (want N.png)")
+            continue
+        if not _first(seen_test, int(m.group(1)), p, f"test number {int(m.group(1))}", problems):
             continue
         _size(p, problems)
         tests.append(int(m.group(1)))
@@ -99,20 +118,27 @@ def check(src: Path, allow_partial: bool = False, expected: dict | None = None) 
 
 
 def convert(src: Path, out: Path, layout: dict, val_ratio: float, seed: int, link: str) -> dict:
+    """Write the paired layout into a new folder that replaces ``out`` as a
+    whole once complete (manifest last)."""
     pairs = layout["pairs"]
     rng = np.random.default_rng(seed)
     n_val = int(round(len(pairs) * val_ratio))
     val = {pairs[i] for i in rng.permutation(len(pairs))[:n_val]}
-    for kind, n in pairs:
-        split = "val" if (kind, n) in val else "train"
-        name = f"{kind}-{n}.png"
-        place(src / "train" / "degraded" / name, out / split / "degraded" / name, link)
-        place(src / "train" / "clean" / f"{kind}_clean-{n}.png", out / split / "clean" / name, link)
-    for n in layout["test"]:
-        place(src / "test" / "degraded" / f"{n}.png", out / "test" / "degraded" / f"{n}.png", link)
-    split = {"seed": seed, "val_ratio": val_ratio, "val": sorted(f"{k}-{n}" for k, n in val),
-             "n_train": len(pairs) - len(val), "n_val": len(val), "n_test": len(layout["test"])}
-    (out / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+    with Stage(out, "prepare_hw4", VERSION) as st:
+        for kind, n in pairs:
+            split = "val" if (kind, n) in val else "train"
+            name = f"{kind}-{n}.png"
+            st.place(src / "train" / "degraded" / name, f"{split}/degraded/{name}", link)
+            st.place(src / "train" / "clean" / f"{kind}_clean-{n}.png", f"{split}/clean/{name}", link)
+        for n in layout["test"]:
+            st.place(src / "test" / "degraded" / f"{n}.png", f"test/degraded/{n}.png", link)
+        split = {"seed": seed, "val_ratio": val_ratio, "val": sorted(f"{k}-{n}" for k, n in val),
+                 "n_train": len(pairs) - len(val), "n_val": len(val), "n_test": len(layout["test"])}
+        (st.claim("split.json", "the split")).write_text(json.dumps(split, indent=1) + "\n")
+        st.commit(source={"src": str(src.resolve())},
+                  params={"seed": seed, "val_ratio": val_ratio, "link": link},
+                  summary={"train": split["n_train"], "val": split["n_val"], "test": split["n_test"],
+                           "rain": sum(k == "rain" for k, _ in pairs), "snow": sum(k == "snow" for k, _ in pairs)})
     return split
 
 

@@ -16,6 +16,13 @@ ignored), or sibling folders ``input``/``target``, ``rainy``/``norain``,
 (Restormer, PromptIR). Output (default ``<data>/Rain100L``)::
 
     <out>/<split>/{degraded,clean}/<name>.png
+    <out>/<split>/MANIFEST.json       (written last; see data_scripts/_manifest.py)
+
+Each split folder is built in a temporary sibling and swapped in when
+complete: a rerun replaces ``<out>/<split>`` as a whole (no stale files) and
+leaves the other split alone. Two inputs with the same number (``rain-5.png``
+and ``rain-05.png``, or the same number in two folders) are an error naming
+both.
 """
 from __future__ import annotations
 
@@ -23,8 +30,10 @@ import argparse
 import re
 from pathlib import Path
 
-from _common import (IMAGE_EXTS, PrepError, add_link_arg, add_source_args, check_count, default_data_dir,
-                     fail_if, list_images, place, resolve_input, run_main, temp_workdir)
+from _common import (IMAGE_EXTS, PrepError, Stage, add_link_arg, add_source_args, check_count, default_data_dir,
+                     fail_if, list_images, resolve_source, run_main)
+
+VERSION = "2"
 
 OFFICIAL = "http://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html"
 EXPECTED = {"train": 200, "test": 100}
@@ -46,11 +55,15 @@ def find_pairs(root: Path) -> list[tuple[str, Path, Path]]:
                     raise PrepError(f"{folder}: files without a partner in {d_name}/ and {c_name}/: "
                                     f"{', '.join(missing[:10])}")
                 return [(Path(n).stem, deg[n], cln[n]) for n in sorted(deg)]
-    deg, cln = {}, {}
+    deg: dict[int, Path] = {}
+    cln: dict[int, Path] = {}
     for p in sorted(root.rglob("*")):
         m = NAMED.match(p.stem) if p.suffix.lower() in IMAGE_EXTS else None
         if m:
-            (cln if m.group("kind").lower() == "norain" else deg)[int(m.group("n"))] = p
+            side, n = (cln if m.group("kind").lower() == "norain" else deg), int(m.group("n"))
+            if n in side:
+                raise PrepError(f"{side[n]} and {p}: both are {m.group('kind').lower()} number {n}; remove one")
+            side[n] = p
     if not deg and not cln:
         raise PrepError(f"{root}: no rain/norain pairs found (see --help for the layouts recognised)")
     missing = sorted(set(deg) ^ set(cln))
@@ -71,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.link == "symlink" and args.src is None:
         raise PrepError("--link symlink needs --src (links into a temporary extraction would dangle)")
     problems: list[str] = []
-    with temp_workdir(out) as work:
-        root = resolve_input(args, f"Rain100L_{args.split}.zip", args.url, OFFICIAL, Path(work))
+    with Stage(out / args.split, "prepare_rain100l", VERSION) as st:
+        root, source = resolve_source(args, f"Rain100L_{args.split}.zip", args.url, OFFICIAL, st.scratch())
         pairs = find_pairs(root)
         check_count(f"{args.split} pairs", len(pairs), EXPECTED[args.split], args.allow_partial, problems)
         fail_if(problems, root)
         for name, d, c in pairs:
-            place(d, out / args.split / "degraded" / f"{name}{d.suffix.lower()}", args.link)
-            place(c, out / args.split / "clean" / f"{name}{c.suffix.lower()}", args.link)
+            st.place(d, f"degraded/{name}{d.suffix.lower()}", args.link)
+            st.place(c, f"clean/{name}{c.suffix.lower()}", args.link)
+        st.commit(source=source, params={"split": args.split, "link": args.link},
+                  summary={"pairs": len(pairs)})
     print(f"wrote {out / args.split}: {len(pairs)} pairs")
     return 0
 

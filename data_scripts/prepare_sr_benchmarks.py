@@ -20,6 +20,11 @@ Output (default ``<data>/<name>``)::
 
     <out>/GTmod12/<image>.png
     <out>/LRbicx2/<image>.png, LRbicx3/, LRbicx4/
+    <out>/MANIFEST.json            (written last; see data_scripts/_manifest.py)
+
+The output is built in a temporary sibling folder and swapped in when
+complete (a rerun with other scales leaves no stale folder). Two HR files
+with the same image name (``baby.png`` and ``baby.bmp``) are an error.
 
 The HR folder inside the input is found automatically (``original/``,
 ``HR/``, ``GTmod12/``, SelfExSR's ``image_SRF_4/*_HR.png``, or images at the
@@ -32,8 +37,10 @@ import math
 import re
 from pathlib import Path
 
-from _common import (PrepError, add_source_args, check_count, default_data_dir, fail_if, import_restore_lib,
-                     list_images, resolve_input, run_main, temp_workdir)
+from _common import (PrepError, Stage, add_source_args, check_count, default_data_dir, fail_if, image_size,
+                     import_restore_lib, list_images, resolve_source, run_main)
+
+VERSION = "2"
 
 OFFICIAL = {"Set5": "BasicSR test sets (Google Drive id 1RtyIeUFTyW8u7oa4z7a0lSzT3T1FwZE9)",
             "Set14": "BasicSR test sets (Google Drive id 1vsw07sV8wGrRQ8UARe2fO5jjgy9QJy_E)",
@@ -41,6 +48,15 @@ OFFICIAL = {"Set5": "BasicSR test sets (Google Drive id 1RtyIeUFTyW8u7oa4z7a0lSz
 EXPECTED = {"Set5": 5, "Set14": 14, "Urban100": 100, "BSD100": 100, "Manga109": 109}
 CANDIDATES = ("original", "HR", "GTmod12", "GT", "image_SRF_4", "image_SRF_2")
 SELFEXSR_HR = re.compile(r"^(?P<name>.+?)_SRF_\d+_HR$")
+
+
+def _unique(images: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    seen: dict[str, Path] = {}
+    for name, p in images:
+        if name in seen:
+            raise PrepError(f"{seen[name]} and {p}: both are image {name!r}; remove one")
+        seen[name] = p
+    return images
 
 
 def find_hr(root: Path, name: str, subdir: str | None) -> list[tuple[str, Path]]:
@@ -56,9 +72,9 @@ def find_hr(root: Path, name: str, subdir: str | None) -> list[tuple[str, Path]]
         files = list_images(folder)
         selfexsr = [(m.group("name"), p) for p in files if (m := SELFEXSR_HR.match(p.stem))]
         if selfexsr:
-            return selfexsr
+            return _unique(selfexsr)
         if files and not any(p.stem.endswith("_LR") for p in files):
-            return [(p.stem, p) for p in files]
+            return _unique([(p.stem, p) for p in files])
     raise PrepError(f"{root}: no HR image folder found (tried {', '.join(CANDIDATES)}); pass --hr-subdir")
 
 
@@ -75,22 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         raise PrepError(f"--scales must be >= 2; got {args.scales}")
     import_restore_lib()
     from restore_lib.data.imresize import bicubic_downsample, modcrop
-    from restore_lib.data.io import read_image, to_uint8, write_image
+    from restore_lib.data.io import ImageReadError, read_image, to_uint8, write_image
 
     out = args.out or default_data_dir() / args.name
     mod = math.lcm(*args.scales)
     official = OFFICIAL.get(args.name, "the dataset's official page")
     problems: list[str] = []
-    with temp_workdir(out) as work:
-        root = resolve_input(args, f"{args.name}.zip", args.url, official, Path(work))
+    with Stage(out, "prepare_sr_benchmarks", VERSION) as st:
+        root, source = resolve_source(args, f"{args.name}.zip", args.url, official, st.scratch())
         images = find_hr(root, args.name, args.hr_subdir)
         check_count(f"{args.name} images", len(images), EXPECTED.get(args.name), args.allow_partial, problems)
         fail_if(problems, root)
         for name, path in images:
-            hr = modcrop(to_uint8(read_image(path)), mod)
-            write_image(out / f"GTmod{mod}" / f"{name}.png", hr)
+            image_size(path)  # a decompression bomb or unreadable header: PrepError naming the file
+            try:
+                hr = modcrop(to_uint8(read_image(path)), mod)
+            except ImageReadError as e:
+                raise PrepError(str(e)) from None
+            write_image(st.claim(f"GTmod{mod}/{name}.png", path), hr)
             for s in args.scales:
-                write_image(out / f"LRbicx{s}" / f"{name}.png", bicubic_downsample(hr, s))
+                write_image(st.claim(f"LRbicx{s}/{name}.png", path), bicubic_downsample(hr, s))
+        st.commit(source=source, params={"name": args.name, "scales": args.scales, "mod": mod,
+                                         "hr_subdir": args.hr_subdir},
+                  summary={"images": len(images)})
     print(f"wrote {out}: {len(images)} images, GTmod{mod} + LRbicx{' x'.join(map(str, args.scales))}")
     return 0
 

@@ -312,6 +312,23 @@ def test_corrupt_and_truncated_archives_are_one_clear_error(tmp_path):
         assert str(e.value).startswith(f"{arc}: ") and "\n" not in str(e.value), str(e.value)
 
 
+def test_script_prints_one_line_for_a_bad_archive(tmp_path, capsys):
+    import _common
+    import prepare_rain100l
+    full = _targz(tmp_path / "full.tar.gz")
+    arc = tmp_path / "Rain100L_test.tar.gz"
+    arc.write_bytes(full[:len(full) // 2])
+    for extra in (["--sha256", _sha(arc.read_bytes())], ["--sha256", _sha(full), "--max-extract-gb", "1e-6"]):
+        if "--max-extract-gb" in extra:
+            arc.write_bytes(full)
+        with pytest.raises(SystemExit) as e:
+            _common.run_main(lambda: prepare_rain100l.main(["--split", "test", "--archive", str(arc),
+                                                            "--out", str(tmp_path / "out")] + extra))
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and err.startswith(f"error: {arc}: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------ --accept-hash
 def test_accept_hash_records_for_a_local_archive(tmp_path, capsys):
     f = tmp_path / "user.zip"
@@ -492,3 +509,268 @@ def test_div2k_from_archives_dir(tmp_path):
     with pytest.raises(VerificationError):
         prepare_div2k.main(args + ["--sha256-file", str(tmp_path / "div2k.sha256")])
     assert (dl / "DIV2K_valid_LR_bicubic_X4.zip").exists()  # the user's own file is never deleted
+
+
+# ------------------------------------------- staged output, manifest, duplicates
+def _hw4_src(root: Path, n: int = 3, kinds=("rain", "snow")) -> Path:
+    for kind in kinds:
+        for i in range(1, n + 1):
+            _png(root / "train/degraded" / f"{kind}-{i}.png", h=8, w=8, seed=i)
+            _png(root / "train/clean" / f"{kind}_clean-{i}.png", h=8, w=8, seed=10 + i)
+    for i in (0, 1):
+        _png(root / "test/degraded" / f"{i}.png", h=8, w=8)
+    return root
+
+
+def _names(d: Path) -> set[str]:
+    return {p.name for p in d.iterdir()} if d.is_dir() else set()
+
+
+def test_hw4_reconvert_never_leaks_between_train_and_val(tmp_path):
+    import prepare_hw4
+    from _manifest import verify_prepared
+    src, out = _hw4_src(tmp_path / "hw4"), tmp_path / "conv"
+    vals = []
+    for seed in (0, 1):
+        assert prepare_hw4.main(["--src", str(src), "--allow-partial", "--out", str(out), "--val-ratio", "0.34",
+                                 "--seed", str(seed)]) == 0
+        vals.append(_names(out / "val/degraded"))
+        train, val = _names(out / "train/degraded"), _names(out / "val/degraded")
+        assert not train & val and len(train) == 4 and len(val) == 2 and _names(out / "val/clean") == val
+    m = verify_prepared(out, "prepare_hw4")
+    assert m["params"]["seed"] == 1 and m["summary"] == {"train": 4, "val": 2, "test": 2, "rain": 3, "snow": 3}
+    assert vals[0] != vals[1]  # the two seeds picked different images: the old code mixed them
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("conv.")] == []  # no partial, no backup
+
+
+def test_rerun_removes_stale_files_and_keeps_the_other_split(tmp_path):
+    import prepare_gopro
+    import prepare_rain100l
+    from _manifest import verify_prepared
+    src, out = tmp_path / "rsrc", tmp_path / "Rain100L"
+    for n in (1, 2, 3):
+        _png(src / f"rain-{n}.png", h=8, w=8, seed=n)
+        _png(src / f"norain-{n}.png", h=8, w=8, seed=5 + n)
+    for split in ("train", "test"):
+        assert prepare_rain100l.main(["--split", split, "--src", str(src), "--out", str(out), "--allow-partial"]) == 0
+    for n in (2, 3):
+        (src / f"rain-{n}.png").unlink()
+        (src / f"norain-{n}.png").unlink()
+    assert prepare_rain100l.main(["--split", "test", "--src", str(src), "--out", str(out), "--allow-partial"]) == 0
+    assert _names(out / "test/degraded") == {"1.png"} and _names(out / "train/degraded") == {"1.png", "2.png", "3.png"}
+    assert verify_prepared(out / "test")["summary"] == {"pairs": 1} and verify_prepared(out / "train")
+    # GoPro: a scene removed from the input disappears from the output
+    root = tmp_path / "g" / "GOPRO_Large"
+    for split, scene in (("train", "A"), ("train", "B"), ("test", "C")):
+        for side in ("blur", "sharp"):
+            _png(root / split / scene / side / "000001.png", h=8, w=8)
+    gout = tmp_path / "GoPro"
+    assert prepare_gopro.main(["--src", str(root), "--out", str(gout), "--allow-partial"]) == 0
+    import shutil
+    shutil.rmtree(root / "train/B")
+    assert prepare_gopro.main(["--src", str(root), "--out", str(gout), "--allow-partial"]) == 0
+    assert _names(gout / "train") == {"A"} and verify_prepared(gout)["summary"]["train"] == {"pairs": 1, "scenes": 1}
+
+
+def test_interrupted_run_leaves_the_old_output_or_none(tmp_path, monkeypatch):
+    import _common
+    import prepare_hw4
+    from _manifest import verify_prepared
+    src = _hw4_src(tmp_path / "hw4")
+    args = ["--src", str(src), "--allow-partial", "--val-ratio", "0.34"]
+    real_place, calls = _common.place, []
+
+    def dying_place(*a, **k):
+        calls.append(1)
+        if len(calls) > 5:
+            raise KeyboardInterrupt  # Ctrl-C (or a crash) half-way through the copies
+        return real_place(*a, **k)
+
+    monkeypatch.setattr(_common, "place", dying_place)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_hw4.main(args + ["--out", str(tmp_path / "fresh")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hw4"]  # no half folder, no partial
+    monkeypatch.setattr(_common, "place", real_place)
+    out = tmp_path / "conv"
+    assert prepare_hw4.main(args + ["--out", str(out)]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    calls.clear()
+    monkeypatch.setattr(_common, "place", dying_place)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_hw4.main(args + ["--out", str(out), "--seed", "1"])
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before and verify_prepared(out)["params"]["seed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv", "hw4"]
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path):
+    import subprocess
+    import prepare_hw4
+    src = _hw4_src(tmp_path / "hw4")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for kind in ("partial", "extract", "old"):
+        (tmp_path / f"conv.{kind}-{dead.pid}-abc" / "train").mkdir(parents=True)
+    alive = tmp_path / f"conv.partial-{os.getppid()}-xyz"  # of a running process: kept
+    alive.mkdir()
+    assert prepare_hw4.main(["--src", str(src), "--allow-partial", "--out", str(tmp_path / "conv")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["conv", "hw4", alive.name])
+
+
+def test_verify_prepared_refuses_incomplete_or_changed_folders(tmp_path):
+    import prepare_hw4
+    from _manifest import PrepError, verify_prepared
+    src, out = _hw4_src(tmp_path / "hw4"), tmp_path / "conv"
+    assert prepare_hw4.main(["--src", str(src), "--allow-partial", "--out", str(out), "--val-ratio", "0.34"]) == 0
+    verify_prepared(out)
+    with pytest.raises(PrepError, match="prepared by 'prepare_hw4', not by 'prepare_gopro'"):
+        verify_prepared(out, "prepare_gopro")
+    victim = sorted((out / "train/degraded").iterdir())[0]
+    data = victim.read_bytes()
+    victim.unlink()  # the "86 of 100 pairs" case
+    with pytest.raises(PrepError) as e:
+        verify_prepared(out)
+    assert str(e.value).startswith(f"{out}: files differ") and "train/degraded/: 4 in the manifest, 3 found" \
+        in str(e.value) and "\n" not in str(e.value)
+    victim.write_bytes(data)
+    (out / "val/clean/extra.png").write_bytes(data)
+    with pytest.raises(PrepError, match="val/clean/: 2 in the manifest, 3 found"):
+        verify_prepared(out)
+    (out / "val/clean/extra.png").unlink()
+    (out / "MANIFEST.json").write_text((out / "MANIFEST.json").read_text().replace('"complete": true',
+                                                                                    '"complete": false'))
+    with pytest.raises(PrepError, match="not marked complete"):
+        verify_prepared(out)
+    (out / "MANIFEST.json").unlink()
+    with pytest.raises(PrepError, match=f"^{out}: no MANIFEST.json"):
+        verify_prepared(out)
+    # a folder the scripts did not make (or an old, manifest-less one) is never overwritten
+    with pytest.raises(PrepError, match="has no MANIFEST.json .* never overwritten"):
+        prepare_hw4.main(["--src", str(src), "--allow-partial", "--out", str(out)])
+    assert (out / "split.json").exists()
+
+
+def test_symlinked_output_detects_a_moved_source(tmp_path):
+    import prepare_gopro
+    from _manifest import PrepError, verify_prepared
+    root = tmp_path / "GOPRO_Large"
+    for split in ("train", "test"):
+        for side in ("blur", "sharp"):
+            _png(root / split / "S" / side / "000001.png", h=8, w=8)
+    out = tmp_path / "GoPro"
+    assert prepare_gopro.main(["--src", str(root), "--out", str(out), "--allow-partial", "--link", "symlink"]) == 0
+    assert verify_prepared(out)["source"] == {"src": str(root.resolve())}
+    root.rename(tmp_path / "moved")
+    with pytest.raises(PrepError, match="broken symlink"):
+        verify_prepared(out)
+
+
+def test_manifest_records_the_archive(tmp_path):
+    import prepare_sr_benchmarks
+    from _manifest import verify_prepared
+    _png(tmp_path / "pack/Set5/original/baby.png", h=24, w=24)
+    arc = tmp_path / "Set5.zip"
+    with zipfile.ZipFile(arc, "w") as zf:
+        zf.write(tmp_path / "pack/Set5/original/baby.png", "Set5/original/baby.png")
+    out = tmp_path / "Set5"
+    assert prepare_sr_benchmarks.main(["--name", "Set5", "--archive", str(arc), "--sha256", _sha(arc.read_bytes()),
+                                       "--out", str(out), "--allow-partial", "--scales", "2", "4"]) == 0
+    m = verify_prepared(out, "prepare_sr_benchmarks")
+    assert m["source"] == {"archive": "Set5.zip", "sha256": _sha(arc.read_bytes())}
+    assert m["counts"] == {"GTmod4": 1, "LRbicx2": 1, "LRbicx4": 1} and m["complete"] is True
+    assert m["params"]["scales"] == [2, 4] and m["script_version"]
+
+
+def test_div2k_keeps_parts_not_rebuilt(tmp_path):
+    import prepare_div2k
+    from _manifest import verify_prepared
+    src = tmp_path / "src"
+    for part, nums in (("train", (1, 2)), ("valid", (801, 802))):
+        for n in nums:
+            _png(src / f"DIV2K_{part}_HR" / f"{n:04d}.png", h=8, w=8, seed=n)
+            _png(src / f"DIV2K_{part}_LR_bicubic" / "X4" / f"{n:04d}x4.png", h=2, w=2, seed=n)
+    out = tmp_path / "DIV2K"
+    base = ["--src", str(src), "--out", str(out), "--allow-partial"]
+    assert prepare_div2k.main(base + ["--parts", "valid"]) == 0
+    assert prepare_div2k.main(base + ["--parts", "train"]) == 0
+    m = verify_prepared(out, "prepare_div2k")
+    assert m["summary"] == {"train/X4": 2, "valid/X4": 2} and _names(out / "DIV2K_valid_HR") == {"0801.png", "0802.png"}
+    (src / "DIV2K_valid_HR/0802.png").unlink()
+    (src / "DIV2K_valid_LR_bicubic/X4/0802x4.png").unlink()
+    assert prepare_div2k.main(base + ["--parts", "valid"]) == 0
+    assert _names(out / "DIV2K_valid_HR") == {"0801.png"} and _names(out / "DIV2K_train_HR") == {"0001.png", "0002.png"}
+    assert verify_prepared(out)["summary"] == {"train/X4": 2, "valid/X4": 1}
+
+
+@pytest.mark.parametrize("case", ["rain100l_names", "rain100l_case", "hw4", "hw4_test", "gopro", "sr"])
+def test_duplicate_numbers_are_an_error_naming_both(tmp_path, case):
+    import prepare_gopro
+    import prepare_hw4
+    import prepare_rain100l
+    import prepare_sr_benchmarks
+    src, out = tmp_path / "src", tmp_path / "out"
+    if case == "rain100l_names":
+        for name in ("rain-5.png", "norain-5.png", "rain-05.png"):
+            _png(src / name, h=8, w=8)
+        a, b, run = src / "rain-05.png", src / "rain-5.png", prepare_rain100l.main
+        argv = ["--split", "test", "--src", str(src), "--out", str(out), "--allow-partial"]
+    elif case == "rain100l_case":
+        for name in ("input/1.png", "input/1.PNG", "target/1.png", "target/1.PNG"):
+            _png(src / name, h=8, w=8)
+        a, b, run = src / "input/1.PNG", src / "input/1.png", prepare_rain100l.main
+        argv = ["--split", "test", "--src", str(src), "--out", str(out), "--allow-partial"]
+    elif case in ("hw4", "hw4_test"):
+        _hw4_src(src, n=5)
+        if case == "hw4":
+            a, b = src / "train/degraded/rain-05.png", src / "train/degraded/rain-5.png"
+        else:
+            a, b = src / "test/degraded/01.png", src / "test/degraded/1.png"
+        _png(a, h=8, w=8)
+        run, argv = prepare_hw4.main, ["--src", str(src), "--out", str(out), "--allow-partial"]
+    elif case == "gopro":
+        for split in ("train", "test"):
+            for side in ("blur", "sharp"):
+                _png(src / split / "S" / side / "000047.png", h=8, w=8)
+        a, b = src / "train/S/blur/000047.png", src / "train/S/blur/47.png"
+        _png(b, h=8, w=8)
+        run, argv = prepare_gopro.main, ["--src", str(src), "--out", str(out), "--allow-partial"]
+    else:
+        a, b = _png(src / "HR/baby.bmp", h=12, w=12), _png(src / "HR/baby.png", h=12, w=12)
+        run, argv = prepare_sr_benchmarks.main, ["--name", "Set5", "--src", str(src), "--out", str(out),
+                                                 "--allow-partial"]
+    with pytest.raises(prepare_hw4.PrepError) as e:
+        run(argv)
+    assert str(a) in str(e.value) and str(b) in str(e.value), str(e.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("script", ["hw4", "gopro", "div2k", "sr"])
+def test_decompression_bomb_header_names_the_file(tmp_path, monkeypatch, script):
+    import PIL.Image
+    import prepare_div2k
+    import prepare_gopro
+    import prepare_hw4
+    import prepare_sr_benchmarks
+    src = tmp_path / "src"
+    if script == "hw4":
+        _hw4_src(src, n=1)
+        bomb, run = src / "train/degraded/rain-1.png", prepare_hw4.main
+        argv = ["--src", str(src), "--allow-partial"]
+    elif script == "gopro":
+        for split in ("train", "test"):
+            for side in ("blur", "sharp"):
+                _png(src / split / "S" / side / "000001.png", h=8, w=8)
+        bomb, run = src / "train/S/blur/000001.png", prepare_gopro.main
+        argv = ["--src", str(src), "--out", str(tmp_path / "out"), "--allow-partial"]
+    elif script == "div2k":
+        _png(src / "DIV2K_valid_HR/0801.png", h=8, w=8)
+        _png(src / "DIV2K_valid_LR_bicubic/X4/0801x4.png", h=2, w=2)
+        bomb, run = src / "DIV2K_valid_HR/0801.png", prepare_div2k.main
+        argv = ["--src", str(src), "--parts", "valid", "--out", str(tmp_path / "out"), "--allow-partial"]
+    else:
+        _png(src / "HR/baby.png", h=12, w=12)
+        bomb, run = src / "HR/baby.png", prepare_sr_benchmarks.main
+        argv = ["--name", "Set5", "--src", str(src), "--out", str(tmp_path / "out"), "--allow-partial"]
+    _png(bomb, h=64, w=64)  # 4096 pixels, over twice the lowered limit: Pillow's DecompressionBombError
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(prepare_hw4.PrepError, match=f"{bomb}: refused as a possible decompression bomb"):
+        run(argv)
