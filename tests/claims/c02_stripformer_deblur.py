@@ -4,8 +4,6 @@ published numbers are labelled."""
 import math
 
 REPORT = "02_stripformer_deblur"
-#: gains are differences of PSNRs: give them the PSNR tolerance; counts and flags must not move
-TOLERANCES = {"gain": (0.75, 0.0), "parameters": (0.0, 0.0), "resume_check": (0.0, 0.0)}
 
 #: the smoke profile's margin over the blurred input (mean over the held-out images, dB)
 MIN_MEAN_GAIN_DB = 0.03

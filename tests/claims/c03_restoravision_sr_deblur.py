@@ -5,13 +5,6 @@ it was fine-tuned from in PSNR; the LPIPS column is honest; the reference
 configurations have the reference parameter counts; the published tables
 are labelled and the deblurring table lists PSNR before SSIM."""
 REPORT = "03_restoravision_sr_deblur"
-TOLERANCES = {
-    "param_counts": (0.0, 0.0),
-    "parameters": (0.0, 0.0),
-    "images better": (2.0, 0.0),
-    "sr_per_image": (0.75, 0.0),
-    "deblur_per_image": (0.75, 0.0),
-}
 
 BICUBIC = "bicubic (MATLAB)"
 REFERENCE_COUNTS = {"FSRCNN (56,12,4)": 12_809, "SRResNet": 1_549_462, "SRGAN discriminator": 23_565_505,

@@ -7,14 +7,6 @@ the reference parameter counts."""
 import math
 
 REPORT = "04_diffir_two_stage"
-TOLERANCES = {
-    "param_counts": (0.0, 0.0),
-    "gaps/": (0.3, 0.0),
-    "images better": (1.0, 0.0),
-    "ipr": (0.02, 0.5),
-    "image dependence": (2.0, 0.5),
-    "max pixel difference": (0.01, 0.5),
-}
 
 S2 = "DiffIR-S2, estimated prior"
 S1 = "DiffIR-S1, GT prior (oracle)"

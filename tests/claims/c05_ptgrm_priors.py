@@ -4,12 +4,6 @@ PTG-RM trained in the CPU profile ends with a training loss below F's alone."""
 import math
 
 REPORT = "05_ptgrm_priors"
-TOLERANCES = {
-    "fusion_check": (1e-6, 0.0),
-    "R − F": (0.01, 0.0),          # loss differences of about 1e-3: compare in absolute terms
-    "RMS": (0.02, 0.25),
-    "spread": (0.02, 0.25),
-}
 ABLATION_ROWS = ["w/o SP, with CA and SA", "with SP, w/o CA, with SA", "with SP and CA, w/o SA",
                  "Large R w/o SP/CA/SA", "w/o Position Embedding S", "SNR Value as Mask", "Use 1D Priors via Con.",
                  "Use 2D Priors via Con.", "Full Setting"]
