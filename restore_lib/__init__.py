@@ -9,9 +9,9 @@ Submodules (import what you need; nothing heavy happens at import time):
 * ``restore_lib.data.*``      - I/O, degradations, embedded dataset, datasets, patches, augmentation
 * ``restore_lib.train``       - the training loop (exact resume)
 * ``restore_lib.experiment``  - loading pairs and evaluating models for the notebooks
-* ``restore_lib.results``     - metrics.json records and tables
+* ``restore_lib.course.results``     - metrics.json records and tables
 * ``restore_lib.viz``         - figures and the before/after slider
-* ``restore_lib.reproduce``   - papermill runner (``python -m restore_lib.reproduce``)
+* ``restore_lib.course.reproduce``   - papermill runner (``python -m restore_lib.course.reproduce``)
 """
 
 __version__ = "0.1.0"

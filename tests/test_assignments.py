@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from restore_lib import metrics
-from restore_lib.assignments import (AssignmentError, StudentCodeError, execute_until_exercise, exercise_cells,
+from restore_lib.course.assignments import (AssignmentError, StudentCodeError, execute_until_exercise, exercise_cells,
                                      main, run_student_cells, strip_solutions, student_notebook)
 
 PSNR_SOLUTION = '''def psnr(pred, target, data_range=1.0):
