@@ -80,11 +80,17 @@ def model_presets(name: str) -> dict[str, dict]:
 
 
 def _accepted_keys(cls: type) -> tuple[set[str], bool]:
-    sig = inspect.signature(cls.__init__)
-    keys = {p.name for p in sig.parameters.values()
-            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    return keys, var_kw
+    """The keyword arguments ``cls`` accepts, following ``**config`` up to the
+    base class that receives it; and whether any key at all is accepted."""
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        keys |= {p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return keys, False
+    return keys, True
 
 
 def build_model(name: str, preset: str | None = None, **cfg: Any) -> nn.Module:

@@ -18,7 +18,7 @@ import torch
 
 __all__ = ["repo_root", "seed_everything", "pick_device", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash",
-           "runs_dir"]
+           "runs_dir", "read_json"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -101,6 +101,18 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON") -> Any:
+    """The parsed JSON file ``path``; a missing or unparsable file raises
+    ``error`` with a message that names the file (``what`` names the kind of file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid {what} ({e})") from e
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -43,7 +43,7 @@ import sys
 import types
 from pathlib import Path
 
-from ..utils import atomic_write_text, repo_root
+from ..utils import atomic_write_text, read_json, repo_root
 from .nbclean import _dump, clean_notebook
 from .runner import list_notebooks
 
@@ -188,12 +188,7 @@ def strip_solutions(nb: dict, source: str = "notebook") -> tuple[dict, list[str]
 
 
 def _read_notebook(path: Path) -> dict:
-    if not path.is_file():
-        raise AssignmentError(f"{path}: no such notebook")
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AssignmentError(f"{path}: not a valid notebook (JSON error: {e})") from e
+    nb = read_json(path, AssignmentError, "notebook JSON")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise AssignmentError(f"{path}: not a notebook (no 'cells' list)")
     return nb

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..utils import atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, repo_root
+from ..utils import atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, read_json, repo_root
 
 #: set by ``restore_lib.course.reproduce`` to the repository's git state when a run of several notebooks
 #: *starts*, so that the results written by the first notebooks (tracked files) do not mark the
@@ -302,16 +302,7 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
 
 def load_metrics(path: str | os.PathLike) -> dict:
     """Read and validate a metrics.json; errors name the file."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise MetricsSchemaError(f"{path}: file not found")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MetricsSchemaError(f"{path}: not valid JSON ({e})") from e
-    return validate_metrics(obj, path)
+    return validate_metrics(read_json(path, MetricsSchemaError), Path(path))
 
 
 # ---------------------------------------------------------------------- rendering

@@ -271,7 +271,7 @@ class IPRTracker:
     estimate below ``const_l1`` carries information about the particular
     image. The records survive a resume through the trainer's checkpoint.
 
-    ``pairs``: ``(name, lq, gt)`` arrays (as :func:`restore_lib.experiment.load_pairs`)
+    ``pairs``: ``(name, lq, gt)`` arrays (as :func:`restore_lib.data.pairs.load_pairs`)
     or ``(lq, gt)`` tensors, whole images.
     """
 
