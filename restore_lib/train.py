@@ -35,10 +35,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .checkpoints import CheckpointError
 from .metrics import psnr
 from .utils import atomic_torch_save, pick_device
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "Trainer", "build_optimizer", "build_scheduler", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -111,6 +112,22 @@ def _accepts_three_args(fn) -> bool:
 LossFn = Callable[[torch.Tensor, torch.Tensor, dict], Any]
 
 
+def build_optimizer(params, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """Adam or AdamW (``config.optimizer``) with the config's betas and weight
+    decay; ``lr`` overrides ``config.lr``."""
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return opt_cls(params, lr=config.lr if lr is None else lr, betas=tuple(config.betas),
+                   weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """Cosine annealing to ``config.eta_min`` over ``total_steps``, or a constant rate."""
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.total_steps,
+                                                          eta_min=config.eta_min)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
 class Trainer:
     """Train ``model`` on a dataset of ``{"lq", "gt", ...}`` items.
 
@@ -149,13 +166,8 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model, **ddp_kw)
 
         trainable = list(params) if params is not None else [p for p in self.model.parameters() if p.requires_grad]
-        opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-        if config.scheduler == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=config.total_steps, eta_min=config.eta_min)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.optimizer = build_optimizer(trainable, config)
+        self.scheduler = build_scheduler(self.optimizer, config)
 
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -364,8 +376,6 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore everything :meth:`state_dict` saved (``weights_only=True``)."""
-        from .models import CheckpointError
-
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - re-raised with the file name

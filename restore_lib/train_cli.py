@@ -24,6 +24,12 @@ import sys
 
 import torch
 
+from .data.pairs import load_pairs, train_val_sets
+from .losses import build_loss
+from .models import build_model
+from .train import TrainConfig, Trainer
+from .utils import runs_dir, seed_everything
+
 
 def _init_distributed() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -66,23 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     rank, world, local_rank = _init_distributed()
-    from . import experiment as ex
-    from .losses import build_loss
-    from .models import build_model
-    from .results import runs_dir
-    from .train import TrainConfig, Trainer
-    from .utils import seed_everything
-
     seed_everything(args.seed)
     model = build_model(args.model, args.preset, **json.loads(args.model_config))
     scale = getattr(model, "scale", 1)
     if args.task:
-        train_pairs, val_pairs = ex.load_pairs(args.task, "train"), ex.load_pairs(args.task, "val")
+        train_pairs, val_pairs = load_pairs(args.task, "train"), load_pairs(args.task, "val")
     else:
-        train_pairs, val_pairs = ex.load_pairs("data", "train", args.data_root), ex.load_pairs("data", "val",
-                                                                                                 args.data_root)
-    train_set, val_set = ex.train_val_sets(train_pairs, val_pairs, patch_size=args.patch_size, scale=scale,
-                                           seed=args.seed)
+        train_pairs, val_pairs = load_pairs("data", "train", args.data_root), load_pairs("data", "val",
+                                                                                         args.data_root)
+    train_set, val_set = train_val_sets(train_pairs, val_pairs, patch_size=args.patch_size, scale=scale,
+                                        seed=args.seed)
     cfg = TrainConfig(total_steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                       weight_decay=args.weight_decay, amp=args.amp, grad_clip=args.grad_clip,
                       val_every=args.val_every, seed=args.seed, num_workers=args.workers)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from restore_lib.models import build_model, count_parameters, load_checkpoint
+from restore_lib.checkpoints import load_checkpoint
+from restore_lib.models import build_model, count_parameters
 
 
 def build(name: str, preset: str | None = None, seed: int = 0, **cfg):

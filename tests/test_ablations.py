@@ -6,10 +6,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from restore_lib import ablations
-from restore_lib.ablations import SpecError, Tolerance, list_specs, load_spec, plan_ablation, run_ablation
-from restore_lib.grade import main as grade_main
-from restore_lib.reproduce import ParameterError
+from restore_lib.course import ablations
+from restore_lib.course.ablations import SpecError, Tolerance, list_specs, load_spec, plan_ablation, run_ablation
+from restore_lib.course.grade import main as grade_main
+from restore_lib.course.reproduce import ParameterError
 
 PARAMS = '''profile = "smoke"
 seed = 0

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from restore_lib.archs.diffir import DiffIRS1, S2InitReport, init_s2_from_s1
-from restore_lib.models import CheckpointError, build_model, count_parameters
+from restore_lib.archs.diffir import DiffIRS1
+from restore_lib.recipes.diffir import S2InitReport, init_s2_from_s1
+from restore_lib.checkpoints import CheckpointError
+from restore_lib.models import build_model, count_parameters
 
 from arch_checks import build, check_output_sizes, check_roundtrip
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from restore_lib.archs.promptir import PromptGenBlock
-from restore_lib.models import CheckpointError, build_model, count_parameters, load_checkpoint
+from restore_lib.checkpoints import CheckpointError, load_checkpoint
+from restore_lib.models import build_model, count_parameters
 
 from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
 

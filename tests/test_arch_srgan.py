@@ -6,7 +6,8 @@ import torch
 from torchvision.transforms import Normalize
 
 from restore_lib.archs.srgan import Discriminator, SRResNet
-from restore_lib.models import CheckpointError, build_model, load_checkpoint
+from restore_lib.checkpoints import CheckpointError, load_checkpoint
+from restore_lib.models import build_model
 
 from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
 

@@ -16,7 +16,8 @@ from arch_checks import check_output_sizes, check_roundtrip
 from restore_lib.archs._common import sdpa_enabled
 from restore_lib.archs.stripformer import (InterStripBlock, IntraStripBlock, Stripformer, from_horizontal_strips,
                                           from_vertical_strips, to_horizontal_strips, to_vertical_strips)
-from restore_lib.models import build_model, count_parameters, load_checkpoint
+from restore_lib.checkpoints import load_checkpoint
+from restore_lib.models import build_model, count_parameters
 
 #: sha256 of "key:shape" lines, in order, of the reference ``Stripformer()``
 #: state_dict (pp00704831/Stripformer-ECCV-2022- @9efba889, models/Stripformer.py)

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from restore_lib.archs._common import sdpa_enabled
 from restore_lib.archs.swinir import (SwinIR, SwinTransformerBlock, adapt_attn_masks, drop_path,
-                                      load_swinir_checkpoint, paper_param_count, relative_position_index,
-                                      shift_window_mask)
-from restore_lib.models import CheckpointError, build_model, count_parameters, load_checkpoint
+                                      paper_param_count, relative_position_index, shift_window_mask)
+from restore_lib.checkpoints import CheckpointError, load_checkpoint, load_swinir_checkpoint
+from restore_lib.models import build_model, count_parameters
 
 from arch_checks import build, check_output_sizes, check_roundtrip
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from restore_lib.models import (CheckpointError, ConfigError, UnknownModelError, build_model, count_parameters,
-                                list_models, load_checkpoint, MODELS)
+from restore_lib.checkpoints import CheckpointError, load_checkpoint
+from restore_lib.models import (ConfigError, UnknownModelError, build_model, count_parameters,
+                                list_models, MODELS)
 
 from arch_checks import check_output_sizes, check_roundtrip
 

@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from restore_lib.reproduce import (NotebookFailed, ParameterError, load_profile_params, run_notebook,
+from restore_lib.course.reproduce import (NotebookFailed, ParameterError, load_profile_params, run_notebook,
                                    write_results_readme)
 
 PARAMS = '''profile = "smoke"
@@ -12,7 +12,7 @@ seed = 0
 out_dir = "auto"
 fail = False
 '''
-BODY = '''from restore_lib.results import RunRecorder
+BODY = '''from restore_lib.course.results import RunRecorder
 if fail:
     raise RuntimeError("planted failure")
 rec = RunRecorder("99_demo", "Demo notebook", params=dict(profile=profile, seed=seed), out_dir=out_dir,
@@ -21,7 +21,7 @@ rec.add_table("main", "Main", (["method", "PSNR"], [["ours", 27.0 + seed]]))
 rec.save()
 import os
 if os.environ.get("RESTORE_RUNS_DIR"):     # where this run keeps its checkpoints
-    from restore_lib.results import runs_dir
+    from restore_lib.utils import runs_dir
     runs_dir("99_demo").mkdir(parents=True, exist_ok=True)
     (runs_dir("99_demo") / "seed.txt").write_text(str(seed))
 '''
@@ -71,7 +71,7 @@ def test_failing_cell_is_named(fake_repo):
         run_notebook(nb, "smoke", params=params, root=fake_repo)
     msg = str(e.value)
     assert "99_demo.ipynb" in msg and "cell 1 (" in msg and "planted failure" in msg
-    assert "from restore_lib.results import RunRecorder" in msg
+    assert "from restore_lib.course.results import RunRecorder" in msg
 
 
 def test_notebook_that_writes_nothing_fails(fake_repo):
@@ -83,7 +83,7 @@ def test_notebook_that_writes_nothing_fails(fake_repo):
 
 
 def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeypatch, capsys):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     src = fake_repo / "notebooks" / "99_demo.ipynb"
     (fake_repo / "notebooks" / "98_other.ipynb").write_bytes(src.read_bytes())
@@ -103,7 +103,7 @@ def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeyp
 
 
 def test_previous_wall_time_orders_parallel_runs(fake_repo):
-    from restore_lib.reproduce import previous_wall_time
+    from restore_lib.course.reproduce import previous_wall_time
 
     nb = fake_repo / "notebooks" / "99_demo.ipynb"
     assert previous_wall_time(nb, "smoke", fake_repo) == 0.0  # never run
@@ -117,8 +117,8 @@ def test_previous_wall_time_orders_parallel_runs(fake_repo):
 
 
 def test_seed_sweep_records_every_seed_and_their_spread(fake_repo, monkeypatch):
-    from restore_lib import reproduce
-    from restore_lib.results import load_seed_spread, seed_spread
+    from restore_lib.course import reproduce
+    from restore_lib.course.results import load_seed_spread, seed_spread
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     monkeypatch.delenv("RESTORE_RUNS_DIR", raising=False)
@@ -142,7 +142,7 @@ def test_seed_sweep_records_every_seed_and_their_spread(fake_repo, monkeypatch):
 
 
 def test_seed_sweep_must_include_the_recorded_seed(fake_repo, monkeypatch):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     with pytest.raises(ParameterError, match="must include 3.*99_demo.ipynb"):
@@ -153,7 +153,7 @@ def test_seed_sweep_must_include_the_recorded_seed(fake_repo, monkeypatch):
 
 
 def test_failed_seed_run_leaves_the_recorded_spread_alone(fake_repo, monkeypatch):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     assert reproduce.main(["--seeds", "3", "4"]) == 0
@@ -166,7 +166,7 @@ def test_failed_seed_run_leaves_the_recorded_spread_alone(fake_repo, monkeypatch
 
 
 def test_seed_spread_errors_name_the_file(tmp_path):
-    from restore_lib.results import SeedSpreadError, seed_spread
+    from restore_lib.course.results import SeedSpreadError, seed_spread
 
     with pytest.raises(SeedSpreadError, match="seed_spread.json: no seed spread recorded"):
         seed_spread("99_demo", "main/ours/PSNR", root=tmp_path)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from restore_lib.metrics import MetricSpec
-from restore_lib.results import MetricsSchemaError, RunRecorder, load_metrics, render_report, validate_metrics
+from restore_lib.course.results import MetricsSchemaError, RunRecorder, load_metrics, render_report, validate_metrics
 
 
 def _recorder(tmp_path):
@@ -74,7 +74,7 @@ def test_render_report_labels_provenance(tmp_path):
 
 
 def test_git_state_recorded_at_the_start_of_a_run(monkeypatch):
-    from restore_lib import results
+    from restore_lib.course import results
 
     monkeypatch.setenv(results.GIT_STATE_ENV, '{"commit": "abc", "dirty": false}')
     assert results.run_git_state() == {"commit": "abc", "dirty": False}

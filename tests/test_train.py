@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from restore_lib.models import CheckpointError, build_model
+from restore_lib.checkpoints import CheckpointError
+from restore_lib.models import build_model
 from restore_lib.train import NonFiniteLossError, TrainConfig, Trainer
 
 

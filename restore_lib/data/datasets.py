@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -38,7 +37,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from ..utils import atomic_path
+from .io import IMAGE_EXTENSIONS, ImageReadError, read_image, to_tensor
 
 __all__ = [
     "DatasetError", "MissingPairError", "PairSizeError", "EmptyDatasetError", "PatchSizeError",
@@ -191,12 +191,6 @@ def _as_hw(v, name: str) -> tuple[int, int] | None:
     return v
 
 
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """HWC uint8 / float array -> CHW float32 tensor in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
-
-
 def _compact(img: np.ndarray) -> np.ndarray:
     """Keep a float image as uint8 when that is lossless (8-bit files): 4x less memory."""
     if img.dtype != np.float32:
@@ -280,7 +274,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self._check_sizes(self._where(index), lq.shape[:2], gt.shape[:2])
         np_rng, torch_rng = item_generators(self.seed, self.epoch, index)
         lq, gt = self._crop(lq, gt, np_rng)
-        lq_t, gt_t = _to_tensor(lq), _to_tensor(gt)
+        lq_t, gt_t = to_tensor(lq), to_tensor(gt)
         if self.augment is not None:
             lq_t, gt_t = self.augment(lq_t, gt_t, torch_rng)
             lq_t, gt_t = lq_t.contiguous(), gt_t.contiguous()
@@ -484,15 +478,8 @@ def save_npz_patches(path: str | os.PathLike, lq, gt, *, compress: bool = False)
     path = Path(path)
     lq, gt = (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a) for a in (lq, gt))
     _validate_npz_arrays(lq, gt, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, lq=lq, gt=gt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, lq=lq, gt=gt)
     return path
 
 

@@ -18,13 +18,15 @@ Policy for unusual files:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "read_image", "write_image", "to_uint8", "IMAGE_EXTENSIONS"]
+from ..utils import atomic_path
+
+__all__ = ["ImageReadError", "read_image", "write_image", "to_uint8", "to_tensor", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -123,16 +125,22 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
     """Write a [0,1] float or uint8 image as PNG (or by extension), atomically:
     the file appears complete or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = img if img.dtype == np.uint8 else to_uint8(img)
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:
         Image.fromarray(data).save(tmp, format=None if path.suffix else "PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
+
+
+def to_tensor(img) -> torch.Tensor:
+    """An image as a (3, H, W) float32 CPU tensor in [0, 1]: an (H, W, 3) float
+    or uint8 array (uint8 divided by 255), or a (3, H, W) / (1, 3, H, W)
+    tensor (detached, cast to float). The one HWC -> CHW conversion of the library."""
+    if isinstance(img, torch.Tensor):
+        t = img.detach().float().cpu()
+        return t[0] if t.ndim == 4 and t.shape[0] == 1 else t
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)

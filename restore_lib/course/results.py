@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .utils import atomic_write_json, atomic_write_text, git_info, lib_hash, repo_root
+from ..utils import atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, read_json, repo_root
 
-#: set by ``restore_lib.reproduce`` to the repository's git state when a run of several notebooks
+#: set by ``restore_lib.course.reproduce`` to the repository's git state when a run of several notebooks
 #: *starts*, so that the results written by the first notebooks (tracked files) do not mark the
 #: later ones as run from a modified tree
 GIT_STATE_ENV = "RESTORE_GIT_STATE"
@@ -74,7 +74,7 @@ def git_state_pinned(root=None):
         os.environ.pop(GIT_STATE_ENV, None)
 
 __all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
-           "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance", "Spread", "SeedSpreadError",
+           "table_to_markdown", "resolve_out_dir", "environment_provenance", "Spread", "SeedSpreadError",
            "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path"]
 
 SCHEMA_VERSION = 1
@@ -94,13 +94,6 @@ def resolve_out_dir(out_dir: str | os.PathLike, report: str) -> Path:
         return Path(out_dir)
     base = os.environ.get("RESTORE_RESULTS_DIR")
     return (Path(base) if base else repo_root() / "results") / report
-
-
-def runs_dir(report: str) -> Path:
-    """Where a notebook keeps checkpoints (git-ignored): ``$RESTORE_RUNS_DIR/<report>``
-    or ``<repo>/runs/<report>``."""
-    base = os.environ.get("RESTORE_RUNS_DIR")
-    return (Path(base) if base else repo_root() / "runs") / report
 
 
 def environment_provenance(device) -> dict:
@@ -201,10 +194,8 @@ class RunRecorder:
     def add_figure(self, fig, name: str, dpi: int = 100) -> Path:
         """Save a matplotlib figure under ``figures/<name>.png`` (and record it)."""
         path = self.out_dir / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         rel = str(path.relative_to(self.out_dir))
         if rel not in self.figures:
             self.figures.append(rel)
@@ -311,16 +302,7 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
 
 def load_metrics(path: str | os.PathLike) -> dict:
     """Read and validate a metrics.json; errors name the file."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise MetricsSchemaError(f"{path}: file not found")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MetricsSchemaError(f"{path}: not valid JSON ({e})") from e
-    return validate_metrics(obj, path)
+    return validate_metrics(read_json(path, MetricsSchemaError), Path(path))
 
 
 # ---------------------------------------------------------------------- rendering

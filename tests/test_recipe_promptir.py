@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from restore_lib.export import SubmissionError, read_submission, to_submission_array, write_submission
+from restore_lib.recipes.promptir import SubmissionError, read_submission, to_submission_array, write_submission
 
 
 def _img(h=5, w=7, seed=0):

@@ -28,7 +28,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from .utils import atomic_write_bytes
+from ..utils import atomic_write_bytes
 
 __all__ = ["SubmissionError", "to_submission_array", "check_name", "write_submission", "read_submission"]
 
