@@ -355,7 +355,7 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
     Raises :class:`SpecError` (missing notebook, unknown ``protocol_keys``) or
     ``restore_lib.reproduce.ParameterError`` (a parameter the notebook lacks).
     """
-    from .reproduce import ParameterError, load_profile_params, notebook_parameters
+    from .reproduce import ParameterError, check_parameters, load_profile_params, notebook_parameters
 
     root = root or repo_root()
     nb = root / "notebooks" / f"{spec.notebook}.ipynb"
@@ -380,6 +380,7 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
     for arm in spec.arms:
         out_dir = ablation_dir(spec.name, root) / arm
         params = {**profile_params, **spec.arm_params(arm), "out_dir": str(out_dir)}
+        check_parameters(nb, params, source=f"{spec.path} (arm {arm!r})")
         executed = root / "results" / "ablations" / "executed" / spec.name / f"{arm}.ipynb"
         runs.append(ArmRun(arm, params, out_dir, executed))
     return runs
