@@ -134,13 +134,27 @@ def _jsonable(v: Any) -> Any:
 
 
 class RunRecorder:
-    """Collects what a notebook run produced and writes ``metrics.json`` plus
-    ``table.md`` atomically into ``out_dir``."""
+    """Collects what a notebook run produced and publishes it into ``out_dir``
+    only when the run succeeds.
+
+    Until :meth:`save`, ``rec.out_dir`` is a staging folder beside the final one
+    (``.<name>.staging``): figures and any file a notebook writes under
+    ``rec.out_dir`` land there, so a run that fails half-way leaves the
+    previous results as they were. :meth:`save` writes ``metrics.json`` and
+    ``table.md``, moves every staged file into the final folder (``metrics.json``
+    last; figures of the previous run that this run did not make are removed),
+    and points ``rec.out_dir`` at the final folder."""
 
     def __init__(self, report: str, title: str, *, params: dict, out_dir: str | os.PathLike, seed: int,
                  device, profile: str, protocol=None, data: dict | None = None):
+        import shutil
+
         self.report, self.title, self.profile = report, title, profile
-        self.out_dir = resolve_out_dir(out_dir, report)
+        self.final_dir = resolve_out_dir(out_dir, report)
+        self.out_dir = self.final_dir.parent / f".{self.final_dir.name}.staging"
+        if self.out_dir.exists():          # left by a run that failed: never published, safe to drop
+            shutil.rmtree(self.out_dir)
+        self.published = False
         self.params = _jsonable(dict(params))
         self.seed = seed
         self.device = device
@@ -243,12 +257,32 @@ class RunRecorder:
         }
 
     def save(self) -> Path:
+        """Validate the record, then publish the staged run into the final folder;
+        returns the path of the published ``metrics.json``."""
+        import shutil
+
+        if self.published:
+            raise RuntimeError(f"{self.final_dir}: this run was already saved")
         obj = self.to_dict()
         validate_metrics(obj, "<in memory>")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = atomic_write_json(self.out_dir / "metrics.json", obj)
-        atomic_write_text(self.out_dir / "table.md", render_report(obj, heading_level=1))
-        return path
+        stage = self.out_dir
+        stage.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stage / "metrics.json", obj)
+        atomic_write_text(stage / "table.md", render_report(obj, heading_level=1))
+        staged = sorted(p for p in stage.rglob("*") if p.is_file() and p.name != "metrics.json")
+        for src in staged:
+            dst = self.final_dir / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        old_figures = self.final_dir / "figures"
+        if old_figures.is_dir():
+            for f in old_figures.iterdir():
+                if f.is_file() and f"figures/{f.name}" not in self.figures:
+                    f.unlink()
+        os.replace(stage / "metrics.json", self.final_dir / "metrics.json")
+        shutil.rmtree(stage)
+        self.out_dir, self.published = self.final_dir, True
+        return self.final_dir / "metrics.json"
 
 
 def _protocol_dict(protocol) -> dict:
