@@ -315,6 +315,8 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
         problems += [f"provenance lacks {k!r}" for k in _PROVENANCE_KEYS if k not in prov]
         if isinstance(prov.get("data"), dict):
             problems += [f"provenance.data lacks {k!r}" for k in ("name", "hash", "split") if k not in prov["data"]]
+        elif "data" in prov:
+            problems.append(f"provenance.data must be an object, got {type(prov['data']).__name__}")
     proto = obj.get("protocol")
     if isinstance(proto, dict):
         problems += [f"protocol lacks {k!r}" for k in _PROTOCOL_KEYS if k not in proto]
@@ -335,25 +337,40 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
             if not isinstance(r, list) or len(r) != len(cols):
                 problems.append(f"{where}.rows[{j}] has {len(r) if isinstance(r, list) else '?'} cells for "
                                 f"{len(cols)} columns")
-    for k, v in (obj.get("metrics") or {}).items():
+    for k, v in (obj.get("metrics") or {}).items() if isinstance(obj.get("metrics"), dict) else ():
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             problems.append(f"metrics[{k!r}] must be a number, got {type(v).__name__}")
+        elif isinstance(v, int) and abs(v) > 2 ** 63:
+            problems.append(f"metrics[{k!r}] is an integer too large to be a measurement")
     if problems:
         raise MetricsSchemaError(f"{source}: invalid metrics file: " + "; ".join(problems))
     return obj
 
 
-def load_metrics(path: str | os.PathLike) -> dict:
-    """Read and validate a metrics.json; errors name the file."""
+#: the largest metrics.json read (the committed ones are well under 1 MiB)
+MAX_METRICS_BYTES = 32 * 2 ** 20
+
+
+def load_metrics(path: str | os.PathLike, max_bytes: int = MAX_METRICS_BYTES) -> dict:
+    """Read and validate a metrics.json; errors name the file. Files over
+    ``max_bytes``, nested absurdly deep or holding numbers Python cannot read
+    are refused, never read whole or crashed on."""
     import json
 
     path = Path(path)
     if not path.is_file():
         raise MetricsSchemaError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise MetricsSchemaError(f"{path}: {size:,} bytes, over the {max_bytes:,} bytes a metrics file may have")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MetricsSchemaError(f"{path}: not valid JSON ({e})") from e
+    except RecursionError as e:
+        raise MetricsSchemaError(f"{path}: JSON nested too deeply to read") from e
+    except ValueError as e:       # e.g. an integer with thousands of digits
+        raise MetricsSchemaError(f"{path}: unreadable number in the JSON ({e})") from e
     return validate_metrics(obj, path)
 
 

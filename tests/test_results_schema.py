@@ -133,3 +133,28 @@ def test_published_files_are_readable_by_others(tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"x": ' + "9" * 5000 + "}", "unreadable number"),
+])
+def test_hostile_metrics_files_get_a_named_error(tmp_path, text, needle):
+    bad = tmp_path / "metrics.json"
+    bad.write_text(text)
+    with pytest.raises(MetricsSchemaError, match=needle) as e:
+        load_metrics(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_huge_or_mistyped_metrics_files_are_refused(tmp_path):
+    path = _recorder(tmp_path).save()
+    with pytest.raises(MetricsSchemaError, match="over the 100 bytes a metrics file may have"):
+        load_metrics(path, max_bytes=100)
+    obj = json.loads(path.read_text())
+    obj["provenance"]["data"] = "embedded"
+    obj["metrics"]["main/ours/PSNR"] = 10 ** 400
+    path.write_text(json.dumps(obj))
+    with pytest.raises(MetricsSchemaError) as e:
+        load_metrics(path)
+    assert "provenance.data must be an object" in str(e.value) and "too large to be a measurement" in str(e.value)
