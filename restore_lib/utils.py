@@ -70,6 +70,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~_umask())     # mkstemp makes 0600; results and checkpoints are for sharing
     os.close(fd)
     try:
         yield Path(tmp)
@@ -88,6 +89,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -103,16 +110,30 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON") -> Any:
-    """The parsed JSON file ``path``; a missing or unparsable file raises
-    ``error`` with a message that names the file (``what`` names the kind of file)."""
+#: the largest JSON file read (metrics files and notebooks are far smaller)
+MAX_JSON_BYTES = 32 * 2 ** 20
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON",
+              max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The parsed JSON file ``path``. A missing, oversized (over ``max_bytes``),
+    unparsable, absurdly nested file, or one with a number Python cannot read,
+    raises ``error`` with a message that names the file (``what`` names the kind
+    of file); nothing is read whole before its size is known."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: file not found")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise error(f"{path}: {size:,} bytes, over the limit of {max_bytes:,} bytes")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path}: not valid {what} ({e})") from e
+    except RecursionError as e:
+        raise error(f"{path}: {what} nested too deeply to read") from e
+    except ValueError as e:       # e.g. an integer with thousands of digits
+        raise error(f"{path}: unreadable number in the {what} ({e})") from e
 
 
 def sha256_bytes(data: bytes) -> str:

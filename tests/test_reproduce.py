@@ -170,3 +170,48 @@ def test_seed_spread_errors_name_the_file(tmp_path):
 
     with pytest.raises(SeedSpreadError, match="seed_spread.json: no seed spread recorded"):
         seed_spread("99_demo", "main/ours/PSNR", root=tmp_path)
+
+
+@pytest.mark.parametrize("cell, timeout, expected", [
+    ("import time\ntime.sleep(120)", 20, "ran past the per-cell timeout of 20 s"),
+    ("import os\nos._exit(1)", 60, "lost its kernel"),
+], ids=["timeout", "dead-kernel"])
+def test_timeout_or_dead_kernel_is_a_named_failure_and_the_others_still_run(fake_repo, monkeypatch, capsys, cell,
+                                                                             timeout, expected):
+    from restore_lib.course import reproduce
+
+    nb = nbformat.read(fake_repo / "notebooks" / "99_demo.ipynb", as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
+    nbformat.write(nb, fake_repo / "notebooks" / "97_hangs.ipynb")
+    cfg = fake_repo / "configs" / "97_hangs"
+    cfg.mkdir()
+    (cfg / "smoke.yaml").write_text(f"out_dir: {fake_repo / 'results' / '97_hangs'}\n")
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--timeout", str(timeout)]) == 1
+    err = capsys.readouterr().err
+    assert "97_hangs.ipynb: cell 1 (" in err and expected in err, err
+    assert (fake_repo / "results" / "99_demo" / "metrics.json").is_file()    # the next notebook still ran
+    assert "Demo notebook" in (fake_repo / "results" / "README.md").read_text()   # and the README was rebuilt
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('seed: "abc"', "seed: 'abc' is str, expected int"),
+    ("seed: 1.5", "seed: 1.5 is float, expected int"),
+    ("fail: 1", "fail: 1 is int, expected bool"),
+    ("seed: true", "seed: True is bool, expected int"),
+])
+def test_profile_values_are_type_checked_before_anything_runs(fake_repo, line, expected):
+    cfg = fake_repo / "configs" / "99_demo" / "smoke.yaml"
+    cfg.write_text(f"out_dir: {fake_repo / 'results' / '99_demo'}\n{line}\n")
+    with pytest.raises(ParameterError) as e:
+        load_profile_params(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", fake_repo)
+    assert str(cfg) in str(e.value) and expected in str(e.value)
+
+
+def test_every_committed_profile_passes_the_type_check():
+    from restore_lib.course.reproduce import list_notebooks
+    from restore_lib.utils import repo_root
+
+    for nb in list_notebooks():
+        for cfg in sorted((repo_root() / "configs" / nb.stem).glob("*.yaml")):
+            load_profile_params(nb, cfg.stem, repo_root())

@@ -57,7 +57,8 @@ import yaml
 
 from ..utils import repo_root
 from .results import git_state_pinned, load_metrics
-from .runner import NotebookFailed, ParameterError, load_profile_params, notebook_parameters, run_notebook
+from .runner import (NotebookFailed, ParameterError, check_parameters, load_profile_params, notebook_parameters,
+                     run_notebook)
 
 __all__ = ["SPEC_VERSION", "SpecError", "Tolerance", "DEFAULT_TOLERANCE", "AblationSpec", "OrderCheck",
            "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "format_value", "main"]
@@ -380,6 +381,7 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
     for arm in spec.arms:
         out_dir = ablation_dir(spec.name, root) / arm
         params = {**profile_params, **spec.arm_params(arm), "out_dir": str(out_dir)}
+        check_parameters(nb, params, source=f"{spec.path} (arm {arm!r})")
         executed = root / "results" / "ablations" / "executed" / spec.name / f"{arm}.ipynb"
         runs.append(ArmRun(arm, params, out_dir, executed))
     return runs

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..utils import atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, read_json, repo_root
+from ..utils import (MAX_JSON_BYTES, atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, read_json,
+                     repo_root)
 
 #: set by ``restore_lib.course.reproduce`` to the repository's git state when a run of several notebooks
 #: *starts*, so that the results written by the first notebooks (tracked files) do not mark the
@@ -127,13 +128,27 @@ def _jsonable(v: Any) -> Any:
 
 
 class RunRecorder:
-    """Collects what a notebook run produced and writes ``metrics.json`` plus
-    ``table.md`` atomically into ``out_dir``."""
+    """Collects what a notebook run produced and publishes it into ``out_dir``
+    only when the run succeeds.
+
+    Until :meth:`save`, ``rec.out_dir`` is a staging folder beside the final one
+    (``.<name>.staging``): figures and any file a notebook writes under
+    ``rec.out_dir`` land there, so a run that fails half-way leaves the
+    previous results as they were. :meth:`save` writes ``metrics.json`` and
+    ``table.md``, moves every staged file into the final folder (``metrics.json``
+    last; figures of the previous run that this run did not make are removed),
+    and points ``rec.out_dir`` at the final folder."""
 
     def __init__(self, report: str, title: str, *, params: dict, out_dir: str | os.PathLike, seed: int,
                  device, profile: str, protocol=None, data: dict | None = None):
+        import shutil
+
         self.report, self.title, self.profile = report, title, profile
-        self.out_dir = resolve_out_dir(out_dir, report)
+        self.final_dir = resolve_out_dir(out_dir, report)
+        self.out_dir = self.final_dir.parent / f".{self.final_dir.name}.staging"
+        if self.out_dir.exists():          # left by a run that failed: never published, safe to drop
+            shutil.rmtree(self.out_dir)
+        self.published = False
         self.params = _jsonable(dict(params))
         self.seed = seed
         self.device = device
@@ -234,12 +249,32 @@ class RunRecorder:
         }
 
     def save(self) -> Path:
+        """Validate the record, then publish the staged run into the final folder;
+        returns the path of the published ``metrics.json``."""
+        import shutil
+
+        if self.published:
+            raise RuntimeError(f"{self.final_dir}: this run was already saved")
         obj = self.to_dict()
         validate_metrics(obj, "<in memory>")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = atomic_write_json(self.out_dir / "metrics.json", obj)
-        atomic_write_text(self.out_dir / "table.md", render_report(obj, heading_level=1))
-        return path
+        stage = self.out_dir
+        stage.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stage / "metrics.json", obj)
+        atomic_write_text(stage / "table.md", render_report(obj, heading_level=1))
+        staged = sorted(p for p in stage.rglob("*") if p.is_file() and p.name != "metrics.json")
+        for src in staged:
+            dst = self.final_dir / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        old_figures = self.final_dir / "figures"
+        if old_figures.is_dir():
+            for f in old_figures.iterdir():
+                if f.is_file() and f"figures/{f.name}" not in self.figures:
+                    f.unlink()
+        os.replace(stage / "metrics.json", self.final_dir / "metrics.json")
+        shutil.rmtree(stage)
+        self.out_dir, self.published = self.final_dir, True
+        return self.final_dir / "metrics.json"
 
 
 def _protocol_dict(protocol) -> dict:
@@ -272,6 +307,8 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
         problems += [f"provenance lacks {k!r}" for k in _PROVENANCE_KEYS if k not in prov]
         if isinstance(prov.get("data"), dict):
             problems += [f"provenance.data lacks {k!r}" for k in ("name", "hash", "split") if k not in prov["data"]]
+        elif "data" in prov:
+            problems.append(f"provenance.data must be an object, got {type(prov['data']).__name__}")
     proto = obj.get("protocol")
     if isinstance(proto, dict):
         problems += [f"protocol lacks {k!r}" for k in _PROTOCOL_KEYS if k not in proto]
@@ -292,17 +329,20 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
             if not isinstance(r, list) or len(r) != len(cols):
                 problems.append(f"{where}.rows[{j}] has {len(r) if isinstance(r, list) else '?'} cells for "
                                 f"{len(cols)} columns")
-    for k, v in (obj.get("metrics") or {}).items():
+    for k, v in (obj.get("metrics") or {}).items() if isinstance(obj.get("metrics"), dict) else ():
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             problems.append(f"metrics[{k!r}] must be a number, got {type(v).__name__}")
+        elif isinstance(v, int) and abs(v) > 2 ** 63:
+            problems.append(f"metrics[{k!r}] is an integer too large to be a measurement")
     if problems:
         raise MetricsSchemaError(f"{source}: invalid metrics file: " + "; ".join(problems))
     return obj
 
 
-def load_metrics(path: str | os.PathLike) -> dict:
-    """Read and validate a metrics.json; errors name the file."""
-    return validate_metrics(read_json(path, MetricsSchemaError), Path(path))
+def load_metrics(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """Read and validate a metrics.json; errors name the file (oversized, absurdly
+    nested or unreadable files included, see :func:`restore_lib.utils.read_json`)."""
+    return validate_metrics(read_json(path, MetricsSchemaError, max_bytes=max_bytes), Path(path))
 
 
 # ---------------------------------------------------------------------- rendering

@@ -75,6 +75,40 @@ def check_parameters(nb_path: Path, params: dict, source: str = "parameters") ->
     if unknown:
         raise ParameterError(f"{source}: unknown parameter(s) {', '.join(unknown)} for {nb_path.name}; "
                              f"known: {', '.join(sorted(known))}")
+    wrong = [problem for name, value in params.items()
+             if (problem := _type_problem(name, value, known[name].get("default"), known[name].get("help") or ""))]
+    if wrong:
+        raise ParameterError(f"{source}: wrong type for {nb_path.name}: " + "; ".join(wrong))
+
+
+def _type_problem(name: str, value, default_src, help_text: str = "") -> str | None:
+    """Why ``value`` cannot stand for a parameter whose default is the literal
+    ``default_src`` (None when it can). A None default accepts anything, and
+    None is accepted where the parameter's comment documents it; a float
+    accepts whole numbers; bool and int never stand for each other."""
+    import ast
+
+    if value is None and "None" in help_text:
+        return None
+    try:
+        default = ast.literal_eval(default_src) if isinstance(default_src, str) else None
+    except (ValueError, SyntaxError):
+        return None          # an expression: no literal type to check against
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(default))
+    if ok:
+        return None
+    return f"{name}: {value!r} is {type(value).__name__}, expected {type(default).__name__} (default {default_src})"
 
 
 def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) -> float:
@@ -99,6 +133,7 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
     run in error messages (e.g. an ablation arm).
     """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     root = root or repo_root()
@@ -121,6 +156,10 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
         index, first_line = _source_cell(executed, e.cell_index)
         raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
                              f"  executed copy: {executed}") from e
+    except (CellTimeoutError, DeadKernelError) as e:
+        what = f"ran past the per-cell timeout of {timeout} s (--timeout)" if isinstance(e, CellTimeoutError) \
+            else "lost its kernel (it died: out of memory, a crash in native code, or os._exit)"
+        raise NotebookFailed(f"{name}: {_running_cell(executed)}{what}\n  executed copy: {executed}") from e
     if not metrics.is_file() or metrics.stat().st_mtime < started:
         raise NotebookFailed(f"{name}: ran but did not write {metrics}")
     try:
@@ -133,6 +172,21 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
         nb = json.loads(executed.read_text(encoding="utf-8"))
         atomic_write_text(nb_path, _dump(clean_notebook(nb)))
     return metrics
+
+
+def _running_cell(executed: Path) -> str:
+    """"cell N ('first line') " of the last cell papermill started before
+    execution stopped, or "" when the executed copy does not say."""
+    try:
+        nb = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    started = [i for i, c in enumerate(nb.get("cells", []))
+               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return ""
+    index, first = _source_cell(executed, started[-1])
+    return f"cell {index} ({first!r}) "
 
 
 def _source_cell(executed: Path, cell_index: int) -> tuple[int, str]:

@@ -102,8 +102,14 @@ def list_images(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EmptyDatasetError(f"{folder}: folder not found")
-    names = [p.name for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    names = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if not p.is_file():   # a broken or looping link, or a folder named like an image: never drop it silently
+            what = "a broken or looping symbolic link" if p.is_symlink() else "not a file"
+            raise DatasetError(f"{p}: {what}; fix or remove it")
+        names.append(p.name)
     return sorted(names, key=_natural_key)
 
 
@@ -168,6 +174,8 @@ def _image_hw(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: too many pixels to decode safely ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: corrupt or unreadable image ({e})") from e
     return h, w
