@@ -2,10 +2,14 @@
 
 Each architecture test module calls these on its own configs:
 build, state_dict round trip (also through ``load_checkpoint`` and a wrapped
-file), output size on odd inputs, and parameter counts.
+file), output size on odd inputs, parameter counts, and the parameter order
+of the official classes (``tests/data/official_param_order.json``).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -55,3 +59,29 @@ def check_param_count(name: str, expected: int, preset: str | None = None, **cfg
     model = build_model(name, preset, **cfg)
     assert count_parameters(model) == expected
     return model
+
+
+# --------------------------------------------------------------------------- reference data files
+
+#: reference values the tests compare against, each with where it was measured
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@functools.lru_cache(maxsize=None)
+def reference_data(filename: str) -> dict:
+    """A JSON file of ``tests/data`` (read once)."""
+    return json.loads((DATA_DIR / filename).read_text(encoding="utf-8"))
+
+
+def check_param_order(model: torch.nn.Module, entry: str) -> None:
+    """``named_parameters()`` order = the official class's, from
+    ``official_param_order.json`` (the full list, or its sha256 for large configs)."""
+    ref = reference_data("official_param_order.json")[entry]
+    names = [n for n, _ in model.named_parameters()]
+    assert len(names) == ref["n"], (entry, len(names))
+    if "names" in ref:
+        first = next((i for i, (a, b) in enumerate(zip(names, ref["names"])) if a != b), None)
+        assert names == ref["names"], f"{entry}: first difference at {first}: " \
+                                      f"{names[first] if first is not None else None}"
+    else:
+        assert hashlib.sha256("\n".join(names).encode()).hexdigest() == ref["sha256"], entry

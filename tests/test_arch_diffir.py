@@ -6,12 +6,13 @@ import functools
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from restore_lib.archs.diffir import DiffIRS1, S2InitReport, init_s2_from_s1
+from restore_lib.archs.diffir import DGFN, DMTA, DiffIRS1, S2InitReport, init_s2_from_s1
 from restore_lib.models import CheckpointError, build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_roundtrip
+from arch_checks import build, check_output_sizes, check_param_order, check_roundtrip
 
 # reference facts: architectures.md section 11 (measured on the official classes)
 REFERENCE = {
@@ -60,6 +61,37 @@ def test_reference_counts_and_keys(name, preset):
         assert "diffusion.condition.mlp.2.bias" in sd and "diffusion.model.resmlp.2.resmlp.0.weight" in sd
         assert len({v.data_ptr() for v in sd.values()}) == keys - 36 - (16 if preset == "sr" else 0)
         assert sum(b.numel() for b in model.buffers()) == 48
+
+
+#: our preset -> entry of tests/data/official_param_order.json (measured on the official S1/S2 classes)
+ORDER_ENTRIES = {"default": "deblur_default", "sr": "sr_default", "small": "deblur_small", "sr_small": "sr_small"}
+
+
+@pytest.mark.parametrize("name", ["diffir_s1", "diffir_s2"])
+@pytest.mark.parametrize("preset", list(ORDER_ENTRIES))
+def test_parameter_order_is_the_official_one(name, preset):
+    """``parameters()`` follows the official classes (optimizer states line up):
+    full name lists for the small configs, sha256 of the list for the defaults."""
+    model = default_model(name, preset) if preset in ("default", "sr") else small(name, preset)
+    check_param_order(model, f"{name}/{ORDER_ENTRIES[preset]}")
+
+
+def test_seed_draws_follow_the_official_creation_order():
+    """The reference's attention creates its modulation ``kernel`` right after
+    the temperature and before ``qkv``; its feed-forward creates it last. So
+    after a seed, the kernel holds the first draws of the attention and the
+    last of the feed-forward network."""
+    torch.manual_seed(3)
+    attn, ffn = DMTA(16, 2, False, ipr_dim=32), DGFN(16, 2.0, False, ipr_dim=32)
+    torch.manual_seed(3)  # replay the official creation order with plain layers
+    kernel, qkv = nn.Linear(32, 32, bias=False), nn.Conv2d(16, 48, 1, bias=False)
+    nn.Conv2d(48, 48, 3, groups=48, bias=False), nn.Conv2d(16, 16, 1, bias=False)  # qkv_dwconv, project_out
+    project_in = nn.Conv2d(16, 64, 1, bias=False)
+    nn.Conv2d(64, 64, 3, groups=64, bias=False), nn.Conv2d(32, 16, 1, bias=False)  # dwconv, project_out
+    ffn_kernel = nn.Linear(32, 32, bias=False)
+    assert torch.equal(attn.kernel[0].weight, kernel.weight) and torch.equal(attn.qkv.weight, qkv.weight)
+    assert torch.equal(ffn.project_in.weight, project_in.weight)
+    assert torch.equal(ffn.kernel[0].weight, ffn_kernel.weight)
 
 
 def test_shared_modules_are_listed_twice():

@@ -9,7 +9,8 @@ import torch
 from restore_lib.archs.ptgrm import PTGRM, per_pixel_conv, snr_map
 from restore_lib.models import build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
+from arch_checks import (build, check_output_sizes, check_param_count, check_param_order, check_roundtrip,
+                         reference_data)
 
 SVE = ("mapp_space1.", "mapp_space2.", "mapp_position1.", "mapp_position2.", "r1_mask", "r2_mask",
        "transformer", "resnet")
@@ -74,6 +75,35 @@ def test_default_counts_and_reference_keys(full):
         return sum(v.numel() for k, v in sd.items() if k.startswith(prefixes))
     # split given in the reference facts: SVE ≈183.8 K, CSA ≈461.2 K (kernel generator 311 K), rest ≈26.7 K
     assert (total(SVE), total(CSA), total(("mapp11", "mapp12"))) == (183_780, 461_232, 311_040)
+
+
+def test_parameter_order_is_the_official_one(full):
+    """``parameters()`` follows the reference ``refinement2`` (its creation
+    order), so optimizer states line up and a seed draws the same tensors."""
+    check_param_order(full, "ptgrm/default")
+    torch.manual_seed(5)
+    model = PTGRM()
+    torch.manual_seed(5)  # the reference creates conv_last2, conv_last3, then mapp_space1 first
+    conv_last2, conv_last3 = torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.Conv2d(16, 3, 3, padding=1)
+    mapp_space1 = torch.nn.Linear(512, 256, bias=False)
+    for ours, replay in ((model.conv_last2, conv_last2), (model.conv_last3, conv_last3)):
+        assert torch.equal(ours.weight, replay.weight) and torch.equal(ours.bias, replay.bias)
+    assert torch.equal(model.mapp_space1.weight, mapp_space1.weight)
+
+
+@pytest.mark.parametrize("row", list(PTGRM.ABLATIONS))
+def test_ablation_rows_keep_the_official_order(row):
+    """An ablation row drops parts in place; its extra parts (prior by
+    concatenation, plain blocks) come after all the reference's parts."""
+    official = reference_data("official_param_order.json")["ptgrm/default"]["names"]
+    rank = {n: i for i, n in enumerate(official)}
+    with torch.device("meta"):
+        names = [n for n, _ in build_model("ptgrm", **PTGRM.ABLATIONS[row]).named_parameters()]
+    shared = [n for n in names if n in rank]
+    assert shared == sorted(shared, key=rank.get)
+    extra = [i for i, n in enumerate(names) if n not in rank]
+    assert extra == list(range(len(shared), len(names)))
+    assert all(names[i].startswith(("cat_", "plain.")) for i in extra)
 
 
 def test_prior_dim_changes_only_the_first_linears():
