@@ -14,12 +14,35 @@ from pathlib import Path
 
 import torch
 
+from restore_lib.archs._common import sdpa_enabled
 from restore_lib.models import build_model, count_parameters, load_checkpoint
 
 
 def build(name: str, preset: str | None = None, seed: int = 0, **cfg):
     torch.manual_seed(seed)
     return build_model(name, preset, **cfg).eval()
+
+
+def build_meta(name: str, preset: str | None = None, **cfg) -> torch.nn.Module:
+    """Build on the meta device: names, shapes and counts without allocating or initialising."""
+    with torch.device("meta"):
+        return build_model(name, preset, **cfg)
+
+
+def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Overwrite every state_dict tensor, in sorted key order, with U(-0.1, 0.1)
+    draws of one ``torch.Generator`` seeded with ``seed``: the same weights for
+    any model with the same keys and shapes, whatever its parameter order or
+    initialisation (the weights of the pinned reference outputs)."""
+    g = torch.Generator().manual_seed(seed)
+    sd = model.state_dict()
+    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
+    return model
+
+
+def check_key_shapes(state_dict, expected: dict) -> None:
+    """The listed keys exist with these shapes."""
+    assert {k: tuple(state_dict[k].shape) if k in state_dict else None for k in expected} == expected
 
 
 def check_roundtrip(name: str, tmp_path: Path, preset: str | None = None, inputs=None, wrapper: str | None = "params",
@@ -53,6 +76,17 @@ def check_output_sizes(model: torch.nn.Module, sizes=((17, 23), (32, 32), (29, 4
             y = call(model, x) if call else model(x)
         assert y.shape == (1, out_channels, h * scale, w * scale), (h, w, tuple(y.shape))
         assert torch.isfinite(y).all(), (h, w)
+
+
+def check_sdpa_paths_agree(model: torch.nn.Module, *inputs, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """The fused scaled-dot-product-attention path and the explicit softmax
+    path give the same output."""
+    with torch.no_grad():
+        with sdpa_enabled(True):
+            fused = model(*inputs)
+        with sdpa_enabled(False):
+            explicit = model(*inputs)
+    torch.testing.assert_close(fused, explicit, atol=atol, rtol=rtol)
 
 
 def check_param_count(name: str, expected: int, preset: str | None = None, **cfg) -> torch.nn.Module:

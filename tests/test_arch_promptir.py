@@ -7,7 +7,8 @@ import torch
 from restore_lib.archs.promptir import PromptGenBlock
 from restore_lib.models import CheckpointError, build_model, count_parameters, load_checkpoint
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
+from arch_checks import (build, check_key_shapes, check_output_sizes, check_param_count, check_roundtrip,
+                         deterministic_fill)
 
 DEAD = ("chnl_reduce1", "chnl_reduce2", "chnl_reduce3",
         "reduce_noise_channel_1", "reduce_noise_channel_2", "reduce_noise_channel_3")
@@ -16,15 +17,6 @@ DEAD = ("chnl_reduce1", "chnl_reduce2", "chnl_reduce3",
 @pytest.fixture(scope="module")
 def full():
     return build("promptir")
-
-
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Overwrite every tensor, in sorted key order, with U(-0.1, 0.1) draws from
-    one seeded generator: the same weights as any model with the same keys."""
-    g = torch.Generator().manual_seed(seed)
-    sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
-    return model
 
 
 def test_default_counts_and_reference_keys(full):
@@ -50,7 +42,7 @@ def test_default_counts_and_reference_keys(full):
         "reduce_chan_level3.weight": (192, 288, 1, 1),
         "output.weight": (3, 96, 3, 3),
     }
-    assert {k: tuple(sd[k].shape) for k in expected} == expected
+    check_key_shapes(sd, expected)
     # the three prompt generation blocks hold about 3.48 M
     assert sum(v.numel() for k, v in sd.items() if k.startswith("prompt")) == 3_484_975
 

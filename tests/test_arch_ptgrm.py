@@ -9,8 +9,8 @@ import torch
 from restore_lib.archs.ptgrm import PTGRM, per_pixel_conv, snr_map
 from restore_lib.models import build_model, count_parameters
 
-from arch_checks import (build, check_output_sizes, check_param_count, check_param_order, check_roundtrip,
-                         reference_data)
+from arch_checks import (build, build_meta, check_key_shapes, check_output_sizes, check_param_count,
+                         check_param_order, check_roundtrip, deterministic_fill, reference_data)
 
 SVE = ("mapp_space1.", "mapp_space2.", "mapp_position1.", "mapp_position2.", "r1_mask", "r2_mask",
        "transformer", "resnet")
@@ -29,14 +29,6 @@ ABLATION_PARAMS = {
     "Use 2D Priors via Con.": 680_076,
     "Full Setting": 671_735,
 }
-
-
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every tensor, in sorted key order, from U(-0.1, 0.1) draws of one seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
-    return model
 
 
 def inputs(n=2, h=16, w=24, prior_dim=512, seed=1):
@@ -68,7 +60,7 @@ def test_default_counts_and_reference_keys(full):
         "r1_decoder.weight": (64, 16, 3, 3), "resnet.conv2.bias": (16,),
         "transformer.3.attn.temperature": (1, 1, 1), "transformer.3.ffn.project_out.weight": (16, 42, 1, 1),
     }
-    assert {k: tuple(sd[k].shape) for k in expected} == expected
+    check_key_shapes(sd, expected)
     assert not any(k.startswith("transformer.4") for k in sd)
 
     def total(prefixes):
@@ -97,8 +89,7 @@ def test_ablation_rows_keep_the_official_order(row):
     concatenation, plain blocks) come after all the reference's parts."""
     official = reference_data("official_param_order.json")["ptgrm/default"]["names"]
     rank = {n: i for i, n in enumerate(official)}
-    with torch.device("meta"):
-        names = [n for n, _ in build_model("ptgrm", **PTGRM.ABLATIONS[row]).named_parameters()]
+    names = [n for n, _ in build_meta("ptgrm", **PTGRM.ABLATIONS[row]).named_parameters()]
     shared = [n for n in names if n in rank]
     assert shared == sorted(shared, key=rank.get)
     extra = [i for i, n in enumerate(names) if n not in rank]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arch_checks import check_output_sizes, check_roundtrip
+from arch_checks import check_output_sizes, check_roundtrip, check_sdpa_paths_agree
 from restore_lib.archs._common import sdpa_enabled
 from restore_lib.archs.stripformer import (InterStripBlock, IntraStripBlock, Stripformer, from_horizontal_strips,
                                           from_vertical_strips, to_horizontal_strips, to_vertical_strips)
@@ -220,14 +220,7 @@ def test_strip_block_matches_loop_oracle(cls, oracle, sdpa):
 
 
 def test_sdpa_path_equals_explicit_path():
-    model = small()
-    x = torch.rand(2, 3, 24, 36)
-    with torch.no_grad():
-        with sdpa_enabled(True):
-            fused = model(x)
-        with sdpa_enabled(False):
-            explicit = model(x)
-    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    check_sdpa_paths_agree(small(), torch.rand(2, 3, 24, 36))
 
 
 def test_small_preset_trains():
