@@ -107,6 +107,12 @@ def reference_data(filename: str) -> dict:
     return json.loads((DATA_DIR / filename).read_text(encoding="utf-8"))
 
 
+def reference_fact(key: str) -> dict:
+    """One entry of ``tests/data/reference_facts.json`` (values measured on the
+    official code, each with its source)."""
+    return reference_data("reference_facts.json")[key]
+
+
 def check_param_order(model: torch.nn.Module, entry: str) -> None:
     """``named_parameters()`` order = the official class's, from
     ``official_param_order.json`` (the full list, or its sha256 for large configs)."""

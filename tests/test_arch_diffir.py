@@ -12,15 +12,11 @@ import torch.nn.functional as F
 from restore_lib.archs.diffir import DGFN, DMTA, DiffIRS1, S2InitReport, init_s2_from_s1
 from restore_lib.models import CheckpointError, build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_param_order, check_roundtrip
+from arch_checks import build, check_output_sizes, check_param_order, check_roundtrip, reference_fact
 
-# reference facts: architectures.md section 11 (measured on the official classes)
-REFERENCE = {
-    ("diffir_s1", "default"): (26_742_206, 536),
-    ("diffir_s2", "default"): (26_911_934, 588),
-    ("diffir_s1", "sr"): (24_801_478, 547),
-    ("diffir_s2", "sr"): (24_971_206, 615),
-}
+#: (params, keys) measured on the official classes: tests/data/reference_facts.json
+REFERENCE = {(name, preset): (reference_fact(f"{name}/{preset}")["params"], reference_fact(f"{name}/{preset}")["keys"])
+             for name in ("diffir_s1", "diffir_s2") for preset in ("default", "sr")}
 SHAPES = {  # a few keys per config, shapes read from the reference classes
     "default": {"G.patch_embed.proj.weight": (48, 3, 3, 3), "G.encoder_level1.0.attn.kernel.0.weight": (96, 256),
                 "G.latent.0.ffn.kernel.0.weight": (768, 256), "G.output.weight": (3, 96, 3, 3),
@@ -54,12 +50,11 @@ def test_reference_counts_and_keys(name, preset):
         if k.startswith("E.") and name == "diffir_s2" or k.startswith("condition.") and name == "diffir_s1":
             continue
         assert tuple(sd[k].shape) == shape, k
-    n_g = {"default": 504, "sr": 499}[preset]
-    assert sum(k.startswith("G.") for k in sd) == n_g
+    assert sum(k.startswith("G.") for k in sd) == reference_fact("diffir/shared_G_keys")[preset]
     if name == "diffir_s2":
         assert tuple(sd["denoise.resmlp.0.weight"].shape) == (256, 2 * 256 + 1)
         assert "diffusion.condition.mlp.2.bias" in sd and "diffusion.model.resmlp.2.resmlp.0.weight" in sd
-        assert len({v.data_ptr() for v in sd.values()}) == keys - 36 - (16 if preset == "sr" else 0)
+        assert len({v.data_ptr() for v in sd.values()}) == reference_fact(f"{name}/{preset}")["unique_tensors"]
         assert sum(b.numel() for b in model.buffers()) == 48
 
 
@@ -263,8 +258,9 @@ def test_no_prior_and_zero_prior():
 
 # --------------------------------------------------------------------------- stage 1 -> stage 2
 
-@pytest.mark.parametrize("preset,n_g,n_cpen", [("default", 504, 32), ("sr", 499, 48)])
-def test_init_s2_from_s1_reference_configs(preset, n_g, n_cpen, capsys):
+@pytest.mark.parametrize("preset,n_cpen", [("default", 32), ("sr", 48)])
+def test_init_s2_from_s1_reference_configs(preset, n_cpen, capsys):
+    n_g = reference_fact("diffir/shared_G_keys")[preset]
     s1 = default_model("diffir_s1", preset)
     s2 = default_model("diffir_s2", preset)
     cond_before = s2.condition.E[0].weight.clone()

@@ -8,7 +8,7 @@ from restore_lib.archs.promptir import PromptGenBlock
 from restore_lib.models import CheckpointError, build_model, count_parameters, load_checkpoint
 
 from arch_checks import (build, check_key_shapes, check_output_sizes, check_param_count, check_roundtrip,
-                         deterministic_fill)
+                         deterministic_fill, reference_fact)
 
 DEAD = ("chnl_reduce1", "chnl_reduce2", "chnl_reduce3",
         "reduce_noise_channel_1", "reduce_noise_channel_2", "reduce_noise_channel_3")
@@ -21,18 +21,15 @@ def full():
 
 def test_default_counts_and_reference_keys(full):
     sd = full.state_dict()
-    assert count_parameters(full) == 35_592_263
-    assert len(sd) == 548
+    fact = reference_fact("promptir/default")  # measured on the reference PromptIR(decoder=True)
+    assert (count_parameters(full), len(sd)) == (fact["params"], fact["keys"]) == (35_592_263, 548)
     dead = sum(v.numel() for k, v in sd.items() if k.split(".")[0] in DEAD)
-    assert dead == 215_296
-    assert count_parameters(full) - dead == 35_376_967
-    # shapes listed in the reference facts
+    assert dead == fact["dead_params"] == 215_296
+    assert count_parameters(full) - dead == fact["effective_params"]
+    shapes = {k: tuple(v) for k, v in reference_fact("promptir/default/shapes").items() if isinstance(v, list)}
+    check_key_shapes(sd, shapes)
+    # more keys of our module (names of the reference class, so its checkpoints load strictly)
     expected = {
-        "patch_embed.proj.weight": (48, 3, 3, 3),
-        "prompt1.prompt_param": (1, 5, 64, 64, 64),
-        "prompt2.prompt_param": (1, 5, 128, 32, 32),
-        "prompt3.prompt_param": (1, 5, 320, 16, 16),
-        "prompt1.linear_layer.weight": (5, 96),
         "chnl_reduce3.weight": (256, 320, 1, 1),
         "reduce_noise_channel_3.weight": (192, 448, 1, 1),
         "noise_level3.attn.temperature": (4, 1, 1),
@@ -40,11 +37,12 @@ def test_default_counts_and_reference_keys(full):
         "reduce_noise_level2.weight": (192, 320, 1, 1),
         "up4_3.body.0.weight": (384, 192, 3, 3),
         "reduce_chan_level3.weight": (192, 288, 1, 1),
-        "output.weight": (3, 96, 3, 3),
     }
     check_key_shapes(sd, expected)
-    # the three prompt generation blocks hold about 3.48 M
-    assert sum(v.numel() for k, v in sd.items() if k.startswith("prompt")) == 3_484_975
+    # the three prompt generation blocks: the rounded reference figure, then our exact count
+    prompt = sum(v.numel() for k, v in sd.items() if k.startswith("prompt"))
+    assert round(prompt / 1e6, 2) == fact["prompt_blocks_params_M"]
+    assert prompt == 3_484_975
 
 
 def test_matches_reference_outputs(full):

@@ -10,7 +10,7 @@ from restore_lib.archs.ptgrm import PTGRM, per_pixel_conv, snr_map
 from restore_lib.models import build_model, count_parameters
 
 from arch_checks import (build, build_meta, check_key_shapes, check_output_sizes, check_param_count,
-                         check_param_order, check_roundtrip, deterministic_fill, reference_data)
+                         check_param_order, check_roundtrip, deterministic_fill, reference_data, reference_fact)
 
 SVE = ("mapp_space1.", "mapp_space2.", "mapp_position1.", "mapp_position2.", "r1_mask", "r2_mask",
        "transformer", "resnet")
@@ -46,8 +46,8 @@ def full():
 
 def test_default_counts_and_reference_keys(full):
     sd = full.state_dict()
-    assert count_parameters(full) == 671_735
-    assert len(sd) == 77
+    fact = reference_fact("ptgrm/default")  # measured on the reference refinement2
+    assert (count_parameters(full), len(sd)) == (fact["params"], fact["keys"]) == (671_735, 77)
     expected = {
         "conv_last2.weight": (16, 16, 3, 3), "conv_last2.bias": (16,),
         "conv_last3.weight": (3, 16, 3, 3), "conv_last3.bias": (3,),
@@ -65,7 +65,11 @@ def test_default_counts_and_reference_keys(full):
 
     def total(prefixes):
         return sum(v.numel() for k, v in sd.items() if k.startswith(prefixes))
-    # split given in the reference facts: SVE ≈183.8 K, CSA ≈461.2 K (kernel generator 311 K), rest ≈26.7 K
+    # the rounded split of reference_facts.json, then our exact split
+    split = reference_fact("ptgrm/default/split_approx")
+    rest = count_parameters(full) - total(SVE) - total(CSA)
+    assert (round(total(SVE), -2), round(total(CSA), -2), round(total(("mapp11", "mapp12")), -3), round(rest, -2)) \
+        == (split["sve"], split["csa"], split["kernel_generator"], split["rest"])
     assert (total(SVE), total(CSA), total(("mapp11", "mapp12"))) == (183_780, 461_232, 311_040)
 
 
