@@ -29,15 +29,55 @@ def build_meta(name: str, preset: str | None = None, **cfg) -> torch.nn.Module:
         return build_model(name, preset, **cfg)
 
 
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Overwrite every state_dict tensor, in sorted key order, with U(-0.1, 0.1)
+def deterministic_fill(model: torch.nn.Module, seed: int = 0, parameters_only: bool = False,
+                       amplitude: float = 0.1) -> torch.nn.Module:
+    """Overwrite every state_dict tensor, in sorted key order, with U(-a, a) (a = ``amplitude``)
     draws of one ``torch.Generator`` seeded with ``seed``: the same weights for
     any model with the same keys and shapes, whatever its parameter order or
-    initialisation (the weights of the pinned reference outputs)."""
+    initialisation (the weights of the pinned reference outputs).
+
+    ``parameters_only``: fill only ``named_parameters()`` (sorted by name) and
+    keep the buffers (BatchNorm statistics, SwinIR's index and mask buffers,
+    DiffIR's schedule), which random values would make meaningless. A larger
+    ``amplitude`` keeps deep residual nets from being near-identity maps, so
+    that their pinned outputs depend on every layer."""
     g = torch.Generator().manual_seed(seed)
+    if parameters_only:
+        with torch.no_grad():
+            for _, p in sorted(model.named_parameters()):
+                p.copy_(torch.rand(p.shape, generator=g) * (2 * amplitude) - amplitude)
+        return model
     sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
+    model.load_state_dict({k: torch.rand(v.shape, generator=g) * (2 * amplitude) - amplitude
+                           for k, v in sorted(sd.items())})
     return model
+
+
+def seeded_rand(*shape: int, seed: int = 1) -> torch.Tensor:
+    """U(0, 1) input from its own CPU generator (independent of the global RNG)."""
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def output_summary(y: torch.Tensor) -> dict:
+    """Mean, standard deviation and six values at fixed flat positions of an output."""
+    f = y.detach().double().flatten()
+    n = f.numel()
+    at = sorted({0, n // 7, n // 3, n // 2, 2 * n // 3, n - 1})
+    return {"mean": f.mean().item(), "std": f.std().item() if n > 1 else 0.0,
+            "at": {str(i): f[i].item() for i in at}}
+
+
+def check_pinned_output(y: torch.Tensor, key: str, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """``y`` agrees with the pinned summary ``key`` of ``tests/data/reference_outputs.json``
+    (same shape, mean, std and the values at the pinned positions)."""
+    ref = reference_data("reference_outputs.json")[key]
+    assert list(y.shape) == ref["shape"], (key, tuple(y.shape))
+    got = output_summary(y)
+    want = ref["summary"]
+    assert set(got["at"]) == set(want["at"]), key
+    for name, a, b in [("mean", got["mean"], want["mean"]), ("std", got["std"], want["std"])] + \
+            [(f"y.flatten()[{i}]", got["at"][i], want["at"][i]) for i in want["at"]]:
+        assert abs(a - b) <= atol + rtol * abs(b), f"{key}: {name} = {a:.8g}, pinned {b:.8g}"
 
 
 def check_key_shapes(state_dict, expected: dict) -> None:
