@@ -158,8 +158,18 @@ class DMTA(Attention):
     IPR-modulated input (``kernel.0`` = Linear(ipr_dim, 2C), no bias)."""
 
     def __init__(self, dim: int, num_heads: int, bias: bool, ipr_dim: int = 256):
-        super().__init__(dim, num_heads, bias)
+        # Not ``Attention.__init__``: the reference creates the modulation
+        # ``kernel`` between the temperature and the convolutions, and both the
+        # order of ``parameters()`` (optimizer states) and what a seed draws
+        # for each tensor follow the creation order. Names and shapes are
+        # Attention's, so its ``forward`` is reused unchanged.
+        nn.Module.__init__(self)
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.kernel = nn.Sequential(nn.Linear(ipr_dim, dim * 2, bias=False))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor, ipr: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(modulate(x, self.kernel, ipr))
