@@ -204,6 +204,10 @@ class Trainer:
 
         trainable = list(params) if params is not None else [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(trainable, config)
+        #: the names of the optimized tensors, in optimizer order: an optimizer state saved for another order
+        #: (e.g. before a model's parameters were reordered) would land on the wrong tensors
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        self.param_order = [names.get(id(p), f"<external {tuple(p.shape)}>") for p in trainable]
         self.scheduler = build_scheduler(self.optimizer, config)
 
         self.amp_dtype = self._amp_dtype()
@@ -406,6 +410,7 @@ class Trainer:
             "wall_time_s": self.wall_time_s,
             "config": dataclasses.asdict(self.config),
             "run_info": self.run_info,
+            "param_order": self.param_order,
             "world_size": self.world_size,
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -441,6 +446,14 @@ class Trainer:
             raise CheckpointError(f"{path}: the run was started with a different configuration ({detail}); "
                                   f"resuming would not continue it exactly. Use a new checkpoint folder, or "
                                   f"restore the original settings")
+        saved_order = state.get("param_order")
+        if saved_order is not None and list(saved_order) != self.param_order:
+            first = next((i for i, (a, b) in enumerate(zip(saved_order, self.param_order)) if a != b),
+                         min(len(saved_order), len(self.param_order)))
+            raise CheckpointError(f"{path}: the optimizer state was saved for parameters in another order (first "
+                                  f"difference at position {first}: {saved_order[first] if first < len(saved_order) else 'end'!r} "
+                                  f"vs {self.param_order[first] if first < len(self.param_order) else 'end'!r}); it "
+                                  f"would be applied to the wrong tensors. Start a new run")
         saved_run = state.get("run_info", {})
         changed_run = sorted(k for k in set(saved_run) | set(self.run_info) if saved_run.get(k) != self.run_info.get(k))
         if changed_run:

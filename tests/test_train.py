@@ -212,3 +212,29 @@ def test_resume_into_another_architecture_names_the_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match=r"last.pt: the checkpoint's weights do not fit this model"):
         Trainer(nn.Sequential(nn.Conv2d(3, 3, 1)), NoisyCrops(), l1, _cfg(), ckpt_dir=tmp_path, device="cpu",
                 progress=False)
+
+
+def test_resume_refuses_an_optimizer_state_saved_for_another_parameter_order(tmp_path):
+    class TwoConvs(nn.Module):
+        """Same names and shapes; ``swap`` creates them in the other order (what reordering __init__ does)."""
+
+        def __init__(self, swap=False):
+            super().__init__()
+            if swap:
+                self.b = nn.Conv2d(3, 3, 3, padding=1)
+                self.a = nn.Conv2d(3, 3, 3, padding=1)
+            else:
+                self.a = nn.Conv2d(3, 3, 3, padding=1)
+                self.b = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    def make(swap):
+        return Trainer(TwoConvs(swap), NoisyCrops(), l1, _cfg(), ckpt_dir=tmp_path, device="cpu", progress=False)
+
+    make(False).fit(stop_at_step=2)
+    with pytest.raises(CheckpointError, match=r"optimizer state was saved for parameters in another order .*"
+                                              r"position 0: 'a.weight' vs 'b.weight'"):
+        make(True)
+    assert make(False).step == 2
