@@ -446,14 +446,6 @@ class Trainer:
             raise CheckpointError(f"{path}: the run was started with a different configuration ({detail}); "
                                   f"resuming would not continue it exactly. Use a new checkpoint folder, or "
                                   f"restore the original settings")
-        saved_order = state.get("param_order")
-        if saved_order is not None and list(saved_order) != self.param_order:
-            first = next((i for i, (a, b) in enumerate(zip(saved_order, self.param_order)) if a != b),
-                         min(len(saved_order), len(self.param_order)))
-            raise CheckpointError(f"{path}: the optimizer state was saved for parameters in another order (first "
-                                  f"difference at position {first}: {saved_order[first] if first < len(saved_order) else 'end'!r} "
-                                  f"vs {self.param_order[first] if first < len(self.param_order) else 'end'!r}); it "
-                                  f"would be applied to the wrong tensors. Start a new run")
         saved_run = state.get("run_info", {})
         changed_run = sorted(k for k in set(saved_run) | set(self.run_info) if saved_run.get(k) != self.run_info.get(k))
         if changed_run:
@@ -470,6 +462,14 @@ class Trainer:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"{path}: the checkpoint's weights do not fit this model (another model, preset "
                                   f"or model config?): {first}") from e
+        saved_order = state.get("param_order")
+        if saved_order is not None and list(saved_order) != self.param_order:
+            first = next((i for i, (a, b) in enumerate(zip(saved_order, self.param_order)) if a != b),
+                         min(len(saved_order), len(self.param_order)))
+            raise CheckpointError(f"{path}: the optimizer state was saved for parameters in another order (first "
+                                  f"difference at position {first}: {saved_order[first] if first < len(saved_order) else 'end'!r} "
+                                  f"vs {self.param_order[first] if first < len(self.param_order) else 'end'!r}); it "
+                                  f"would be applied to the wrong tensors. Start a new run")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

@@ -26,7 +26,8 @@ import torch
 
 from .data.pairs import load_pairs, train_val_sets
 from .losses import build_loss
-from .models import build_model
+from .checkpoints import CheckpointError
+from .models import ConfigError, UnknownModelError, build_model
 from .train import TrainConfig, Trainer
 from .utils import runs_dir, seed_everything
 
@@ -95,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse, train; a bad option, file or checkpoint ends with one line on stderr and exit code 2."""
-    from .models import CheckpointError, ConfigError, UnknownModelError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.run_dir and os.path.exists(args.run_dir) and not os.path.isdir(args.run_dir):

@@ -215,3 +215,43 @@ def test_every_committed_profile_passes_the_type_check():
     for nb in list_notebooks():
         for cfg in sorted((repo_root() / "configs" / nb.stem).glob("*.yaml")):
             load_profile_params(nb, cfg.stem, repo_root())
+
+
+def _spread_file(root, values_a, values_b):
+    """A results/99_demo/seed_spread.json with metrics a and b measured at seeds 0, 1, 2."""
+    from restore_lib.course.results import summarize_seed_runs
+    from restore_lib.utils import atomic_write_json
+
+    records = []
+    for seed, (a, b) in enumerate(zip(values_a, values_b)):
+        records.append({"report": "99_demo", "profile": "smoke", "metrics": {"t/a/PSNR": a, "t/b/PSNR": b},
+                        "provenance": {"seed": seed, "started": f"t{seed}", "data": {"hash": "h"}}})
+    atomic_write_json(root / "results" / "99_demo" / "seed_spread.json", summarize_seed_runs(records))
+
+
+@pytest.mark.parametrize("a, b, beyond", [
+    ([30.0, 30.2, 30.1], [29.0, 29.1, 29.05], True),      # every seed agrees, far outside the spread
+    ([30.0, 29.0, 30.5], [29.8, 29.6, 29.7], False),     # one seed disagrees on the sign
+    ([30.3, 29.9, 30.6], [29.8, 29.8, 29.8], False),     # same sign, but the mean is within 3 standard errors
+])
+def test_paired_difference_calls_a_difference_real_only_beyond_noise(tmp_path, a, b, beyond):
+    from restore_lib.course.results import paired_difference
+
+    _spread_file(tmp_path, a, b)
+    d = paired_difference("99_demo", "t/a/PSNR", "t/b/PSNR", root=tmp_path)
+    assert d.values == pytest.approx([x - y for x, y in zip(a, b)])
+    assert d.beyond_noise is beyond
+    assert ("beyond noise" if beyond else "within noise") in d.verdict()
+
+
+def test_results_readme_shows_the_seed_spread(fake_repo, monkeypatch):
+    from restore_lib.course import reproduce
+
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--seeds", "3", "4", "5"]) == 0
+    text = (fake_repo / "results" / "README.md").read_text()
+    assert "## Seed spread (smoke profile)" in text and "### 99_demo: seed spread (3 seeds: 3, 4, 5)" in text
+    assert "| main/ours/PSNR | 30.00 | 31.00 | 32.00 | 31.00 | 1.000 | 30.00–32.00 |" in text
+    # a recorded run newer than the spread is said, not shown as if it belonged to it
+    assert reproduce.main([]) == 0
+    assert "99_demo: the recorded run is newer than its seed spread" in (fake_repo / "results" / "README.md").read_text()

@@ -175,7 +175,7 @@ Profiles: **smoke** = the notebooks' default parameters (small models, embedded 
 def write_results_readme(root: Path | None = None) -> Path:
     """Rebuild ``results/README.md`` from every ``results/*/metrics.json``."""
     root = root or repo_root()
-    parts = [READ_ME_HEAD]
+    parts = [READ_ME_HEAD, _spread_overview(root)]
     stems = [p.stem for p in list_notebooks(root)]
     for stem in stems:
         found = False
@@ -195,6 +195,40 @@ def write_results_readme(root: Path | None = None) -> Path:
     if bench.is_file():
         parts.append("## Benchmarks\n\nSee [benchmarks/README.md](benchmarks/README.md).\n")
     return atomic_write_text(root / "results" / "README.md", "\n".join(parts))
+
+
+def _spread_overview(root: Path) -> str:
+    """The seed-spread table of results/README.md: every notebook's headline rows over the recorded seeds of
+    the smoke profile, or a line saying why a notebook has none (never run at several seeds, or its recorded
+    run is newer than its spread)."""
+    from .results import SeedSpreadError, headline_metrics, load_seed_spread, render_seed_spread
+
+    out = ["## Seed spread (smoke profile)", "",
+           "Each notebook's smoke profile was run at several seeds with the same code, data and environment "
+           "(`make notebooks`). The tables show the headline rows; `results/<notebook>/seed_spread.json` has every "
+           "metric and `results/<notebook>/seeds/` the other seeds' records. Claims and reproduction tolerances "
+           "rest on these spreads: a re-run may move a metric by 3 standard deviations, and a difference "
+           "between two rows counts as real only when every seed agrees on its sign and its mean exceeds 3 "
+           "standard errors (`restore_lib.course.results.paired_difference`); otherwise it is within noise.", ""]
+    for nb in list_notebooks(root):
+        metrics = results_dir_for(nb.stem, "smoke", root) / "metrics.json"
+        if not metrics.is_file():
+            continue
+        record = load_metrics(metrics)
+        try:
+            spread = load_seed_spread(nb.stem, root=root)
+        except SeedSpreadError:
+            out += [f"*{nb.stem}: not run at several seeds yet.*", ""]
+            continue
+        if record["provenance"]["started"] not in [r["started"] for r in spread["runs"]]:
+            out += [f"*{nb.stem}: the recorded run is newer than its seed spread; re-run `make notebooks`.*", ""]
+            continue
+        run = spread["runs"][0]
+        out += [render_seed_spread(spread, headline_metrics(record), heading_level=3).replace(
+            "### Seed spread", f"### {nb.stem}: seed spread", 1).rstrip("\n"),
+            "", f"*Runs:* commit `{str(run['commit'])[:10]}`, torch {run['torch']}, device {run['device']}, "
+                f"wall times {', '.join(str(r['wall_time_s']) for r in spread['runs'])} s.", ""]
+    return "\n".join(out)
 
 
 def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:

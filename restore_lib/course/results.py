@@ -76,7 +76,8 @@ def git_state_pinned(root=None):
 
 __all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
            "table_to_markdown", "resolve_out_dir", "environment_provenance", "Spread", "SeedSpreadError",
-           "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path"]
+           "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path", "Difference", "paired_difference",
+           "headline_metrics", "render_seed_spread"]
 
 SCHEMA_VERSION = 1
 _REQUIRED = {"schema_version": int, "report": str, "title": str, "profile": str, "params": dict,
@@ -517,3 +518,75 @@ def seed_spread(report: str, metric: str, profile: str = "smoke",
     if entry is None:
         raise SeedSpreadError(f"{spread_path(report, profile, root)}: no metric {metric!r}")
     return spread_of(metric, obj["seeds"], entry["values"])
+
+
+#: tables whose PSNR rows the seed-spread summary in results/README.md shows (rows labelled as an aggregate
+#: -- mean, average, all test photos -- where a table has them, else every row)
+HEADLINE_TABLES = ("main", "main_sr", "main_deblur", "sr", "deblur", "summary")
+AGGREGATE_ROWS = ("mean", "average", "all test photos")
+
+
+def headline_metrics(record: dict) -> list[str]:
+    """The metric keys of ``record`` the seed-spread summary shows: PSNR columns of the headline tables."""
+    keys = []
+    for t in record["tables"]:
+        if t["source"] != "ours" or t["id"] not in HEADLINE_TABLES:
+            continue
+        cols = [c for c in t["columns"] if c == "PSNR" or c.startswith("PSNR ")]
+        in_table = [k for k in record["metrics"] if k.startswith(t["id"] + "/") and any(k.endswith("/" + c) for c in cols)]
+        aggregate = [k for k in in_table if k.split("/")[1] in AGGREGATE_ROWS]
+        keys += aggregate or in_table
+    return keys
+
+
+def render_seed_spread(spread: dict, keys: Sequence[str], heading_level: int = 3) -> str:
+    """Markdown: each metric's value per seed, mean, standard deviation and range."""
+    seeds = spread["seeds"]
+    head = ["metric", *(f"seed {s}" for s in seeds), "mean", "std", "min–max"]
+    lines = [f"{'#' * heading_level} Seed spread ({len(seeds)} seeds: {', '.join(map(str, seeds))})", "",
+             "Same code, data and environment; only the seed differs (`seed_spread.json` has every metric). "
+             "A difference between two rows smaller than a few standard deviations is within noise.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in keys:
+        e = spread["metrics"][k]
+        cells = [k, *(_fmt(v) for v in e["values"]), _fmt(e["mean"]), f"{e['std']:.3f}",
+                 f"{_fmt(e['min'])}–{_fmt(e['max'])}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """``a - b`` of two metrics of one report, paired seed by seed."""
+    a: str
+    b: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    mean: float
+    std: float
+
+    @property
+    def stderr(self) -> float:
+        return self.std / math.sqrt(len(self.values))
+
+    @property
+    def beyond_noise(self) -> bool:
+        """Every seed agrees on the sign and the mean is more than 3 standard errors from 0."""
+        same_sign = all(v > 0 for v in self.values) or all(v < 0 for v in self.values)
+        return same_sign and abs(self.mean) > 3 * self.stderr
+
+    def verdict(self, unit: str = "dB") -> str:
+        lo, hi = min(self.values), max(self.values)
+        span = f"{self.mean:+.2f} {unit} (seeds: {lo:+.2f} to {hi:+.2f})"
+        if self.beyond_noise:
+            return f"{self.a} {'above' if self.mean > 0 else 'below'} {self.b} by {span}: beyond noise"
+        return f"{self.a} vs {self.b}: {span}: within noise"
+
+
+def paired_difference(report: str, a: str, b: str, profile: str = "smoke",
+                      root: str | os.PathLike | None = None) -> Difference:
+    """``a - b`` over the recorded seeds (each seed's runs give both), with its spread;
+    ``.beyond_noise`` is the project's rule for calling a difference real."""
+    sa, sb = seed_spread(report, a, profile, root), seed_spread(report, b, profile, root)
+    d = spread_of(f"{a} - {b}", sa.seeds, [x - y for x, y in zip(sa.values, sb.values)])
+    return Difference(a, b, d.seeds, d.values, d.mean, d.std)
