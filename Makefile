@@ -61,16 +61,16 @@ SEEDS ?= $(if $(filter smoke,$(PROFILE)),0 1 2,)
 SEED_ARGS = $(if $(word 2,$(SEEDS)),--seeds $(SEEDS),)
 
 reproduce: data
-	$(SMOKE_ENV) $(PY) -m restore_lib.reproduce --profile $(PROFILE) --jobs $(JOBS) $(SEED_ARGS)
+	$(SMOKE_ENV) $(PY) -m restore_lib.course.reproduce --profile $(PROFILE) --jobs $(JOBS) $(SEED_ARGS)
 
 notebooks: data
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m restore_lib.reproduce --profile smoke --update-notebooks --jobs 2 $(SEED_ARGS)
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m restore_lib.course.reproduce --profile smoke --update-notebooks --jobs 2 $(SEED_ARGS)
 
 unit-test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 notebooks-check: $(STAMP)
-	$(PY) -m restore_lib.nbclean --check notebooks/*.ipynb
+	$(PY) -m restore_lib.course.nbclean --check notebooks/*.ipynb
 
 # nbval executes every notebook (default = CPU profile) and checks errors plus the cells marked
 # NBVAL_CHECK_OUTPUT; results of this re-run go to build/ and are compared with results/ afterwards.
@@ -84,13 +84,13 @@ nbval: data
 test: unit-test notebooks-check nbval
 
 assignments: $(STAMP)
-	$(PY) -m restore_lib.assignments --out assignments
+	$(PY) -m restore_lib.course.assignments --out assignments
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 env-info: $(STAMP)
-	$(PY) -m restore_lib.env_info
+	$(PY) -m restore_lib.course.env_info
 
 clean-build:
 	rm -rf build

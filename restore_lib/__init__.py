@@ -1,17 +1,31 @@
 """restore_lib: the thin library behind the image-restoration notebooks.
 
-Submodules (import what you need; nothing heavy happens at import time):
+Import what you need; nothing heavy happens at import time. Layers, lowest
+first (a module imports only its own layer or lower ones; tests/test_layers.py):
 
-* ``restore_lib.models``      - registry, ``build_model``, ``load_checkpoint``
-* ``restore_lib.archs.*``     - one module per architecture
-* ``restore_lib.metrics``     - PSNR/SSIM with paper protocols (``MetricSpec``)
-* ``restore_lib.losses``      - pixel, edge, SSIM, perceptual, contrastive, GAN losses
-* ``restore_lib.data.*``      - I/O, degradations, embedded dataset, datasets, patches, augmentation
-* ``restore_lib.train``       - the training loop (exact resume)
-* ``restore_lib.experiment``  - loading pairs and evaluating models for the notebooks
-* ``restore_lib.results``     - metrics.json records and tables
-* ``restore_lib.viz``         - figures and the before/after slider
-* ``restore_lib.reproduce``   - papermill runner (``python -m restore_lib.reproduce``)
+1. ``restore_lib.archs`` - network code only, one paper per module
+   (``_common``, ``baseline``, ``restormer``, ``promptir``, ``promptir_csa``,
+   ``stripformer``, ``nafnet``, ``swinir``, ``fsrcnn``, ``srgan``, ``diffir``, ``ptgrm``).
+2. ``restore_lib.models`` - name -> class table, ``build_model``, presets;
+   ``restore_lib.checkpoints`` - reading, unwrapping and loading checkpoints,
+   the one key-mismatch report.
+3. ``restore_lib.utils`` - paths, seeding, device, atomic writes, hashes, git;
+   ``restore_lib.weights`` - where pretrained weight files are found;
+   ``restore_lib.data`` - ``io``, ``degradations``, ``imresize``, ``embedded``,
+   ``datasets``, ``folders``, ``pairs``, ``patches``, ``augment``;
+   ``restore_lib.metrics`` - PSNR/SSIM with paper protocols (``MetricSpec``);
+   ``restore_lib.lpips`` - LPIPS; ``restore_lib.losses`` - training losses;
+   ``restore_lib.features`` - frozen ImageNet features;
+   ``restore_lib.priors`` - PTG-RM prior extractors;
+   ``restore_lib.viz`` - figures and the before/after slider.
+4. ``restore_lib.evaluate`` - the one evaluation loop and its tables;
+   ``restore_lib.train`` - the training loop (exact resume);
+   ``restore_lib.train_cli`` - training from the command line.
+5. ``restore_lib.recipes`` - per report: ``promptir``, ``stripformer``,
+   ``srgan``, ``diffir``, ``ptgrm``.
+6. ``restore_lib.course`` - ``runner``, ``reproduce``
+   (``python -m restore_lib.course.reproduce``), ``ablations``, ``grade``,
+   ``assignments``, ``results``, ``nbclean``, ``notebook``, ``env_info``.
 """
 
 __version__ = "0.1.0"

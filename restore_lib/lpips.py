@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .models import CheckpointError, canonicalize_state_dict, read_checkpoint_file
+from .checkpoints import CheckpointError, canonicalize_state_dict, load_state_dict_checked, read_checkpoint_file
 from .weights import find_weights, package_file
 
 __all__ = ["LPIPS", "load_lpips", "lpips_score", "NO_TRUNK", "LPIPSWeightsError", "NETS"]
@@ -139,24 +139,9 @@ class LPIPS(nn.Module):
         sd, _, _ = canonicalize_state_dict(read_checkpoint_file(path))
         feats = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
         other = sorted(k for k in sd if not k.startswith(("features.", "classifier.")))
-        want = self.features.state_dict()
-        problems = []
-        if other:
-            problems.append(f"unexpected keys {other[:6]}")
-        missing = sorted(set(want) - set(feats))
-        if missing:
-            problems.append(f"missing keys {['features.' + k for k in missing[:6]]}")
-        extra = sorted(set(feats) - set(want))
-        if extra:
-            problems.append(f"unexpected keys {['features.' + k for k in extra[:6]]}")
-        bad = [f"features.{k} {tuple(feats[k].shape)} vs {tuple(v.shape)}" for k, v in want.items()
-               if k in feats and feats[k].shape != v.shape]
-        if bad:
-            problems.append(f"shape mismatches {bad[:6]}")
-        if problems:
-            raise CheckpointError(f"{path}: not a torchvision {NETS[self.net]['torchvision']} weights file "
-                                  f"({'; '.join(problems)})")
-        self.features.load_state_dict({k: v.float() for k, v in feats.items()}, strict=True)
+        load_state_dict_checked(self.features, {k: v.float() for k, v in feats.items()},
+                                f"{path}: not a torchvision {NETS[self.net]['torchvision']} weights file",
+                                prefix="features.", other=[("unexpected keys", other)])
 
     def _load_lins(self, path: Path) -> None:
         sd = read_checkpoint_file(path)

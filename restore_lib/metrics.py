@@ -22,6 +22,7 @@ exactly; we report the per-channel Gaussian SSIM above and say so.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -33,14 +34,58 @@ SSIM_VARIANTS = ("gaussian", "skimage_default")
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 
 
-def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
+def _as_batch(x: torch.Tensor, name: str, data_range: float = 1.0) -> torch.Tensor:
+    """``x`` as a float64 (N,C,H,W) batch, refusing what would be scored on the wrong scale."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4:
         raise ValueError(f"{name} must have shape (N,C,H,W) or (C,H,W), got {tuple(x.shape)}")
+    _check_scale(x, name, data_range)
     return x.to(torch.float64)
+
+
+def _check_data_range(data_range) -> float:
+    if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real) or not data_range > 0 \
+            or data_range == float("inf"):
+        raise ValueError(f"data_range must be a positive number (1.0 for images in [0, 1], 255 for [0, 255]), "
+                         f"got {data_range!r}")
+    return float(data_range)
+
+
+def _check_scale(x: torch.Tensor, name: str, data_range: float) -> None:
+    """Refuse inputs whose values cannot be on the scale ``data_range`` says: integer
+    images scored as [0, 1] floats, 0-255 floats with ``data_range=1``, NaN/inf."""
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{name} has dtype {x.dtype}: images must be real numbers")
+    if not x.is_floating_point():
+        top = torch.iinfo(x.dtype).max if x.dtype != torch.uint8 else 255
+        if x.dtype == torch.uint8 and data_range != 255:
+            raise ValueError(f"{name} is uint8 (values 0-255) but data_range is {data_range:g}: pass data_range=255, "
+                             "or convert to float in [0, 1] (x.float() / 255)")
+        if x.dtype != torch.uint8 and data_range < top and x.numel() and int(x.max()) > data_range:
+            raise ValueError(f"{name} is {x.dtype} with values up to {int(x.max())} but data_range is "
+                             f"{data_range:g}: pass the range its values use")
+        return
+    if x.numel() == 0:
+        return
+    if not torch.isfinite(x).all():
+        bad = "NaN" if torch.isnan(x).any() else "inf"
+        raise ValueError(f"{name} contains {bad} values")
+    lo, hi = float(x.min()), float(x.max())
+    # restored outputs may overshoot a little before clipping; a factor of 2 means another scale
+    if hi > 2 * data_range or lo < -data_range:
+        hint = " (it looks like 0-255: pass data_range=255 or divide by 255)" if data_range == 1 and hi > 2 else ""
+        raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}], far outside [0, {data_range:g}] "
+                         f"given by data_range{hint}")
+
+
+def _check_crop_border(crop_border) -> int:
+    if isinstance(crop_border, bool) or not isinstance(crop_border, numbers.Real) \
+            or crop_border != int(crop_border) or crop_border < 0:
+        raise ValueError(f"crop_border must be a whole number of pixels >= 0, got {crop_border!r}")
+    return int(crop_border)
 
 
 def rgb_to_y(x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -53,18 +98,23 @@ def rgb_to_y(x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
 
 
 def quantize(x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Clip to [0, data_range] and round to 8-bit levels (what saving a PNG does)."""
+    """Clip to [0, data_range] and round to 8-bit levels (what saving a PNG does).
+    Integer images are already quantized: they are refused, not clamped."""
+    if not x.is_floating_point():
+        raise TypeError(f"quantize needs a float image in [0, {data_range:g}], got dtype {x.dtype} "
+                        "(integer images are already quantized: convert with x.float() / 255)")
     return torch.round(x.clamp(0, data_range) / data_range * 255.0) / 255.0 * data_range
 
 
 def _prepare(pred, target, data_range, crop_border, y_channel):
-    p, t = _as_batch(pred, "pred"), _as_batch(target, "target")
+    data_range = _check_data_range(data_range)
+    c = _check_crop_border(crop_border)
+    p, t = _as_batch(pred, "pred", data_range), _as_batch(target, "target", data_range)
     if p.shape != t.shape:
         raise ValueError(f"pred and target shapes differ: {tuple(p.shape)} vs {tuple(t.shape)}")
     if y_channel:
         p, t = rgb_to_y(p, data_range), rgb_to_y(t, data_range)
-    if crop_border:
-        c = int(crop_border)
+    if c:
         if 2 * c >= p.shape[-1] or 2 * c >= p.shape[-2]:
             raise ValueError(f"crop_border={c} leaves nothing of a {tuple(p.shape[-2:])} image")
         p, t = p[..., c:-c, c:-c], t[..., c:-c, c:-c]
@@ -154,6 +204,8 @@ class MetricSpec:
             raise ValueError(f"color_space must be 'rgb' or 'y', got {self.color_space!r}")
         if self.ssim_variant not in SSIM_VARIANTS:
             raise ValueError(f"unknown SSIM variant {self.ssim_variant!r}; choose from {SSIM_VARIANTS}")
+        _check_crop_border(self.crop_border)
+        _check_data_range(self.data_range)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.quantize:

@@ -24,6 +24,8 @@ rank 0 writes checkpoints and validates.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import random
 import time
@@ -35,10 +37,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .checkpoints import CheckpointError
 from .metrics import psnr
 from .utils import atomic_torch_save, pick_device
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "Trainer", "build_optimizer", "build_scheduler", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -75,9 +78,37 @@ class TrainConfig:
             raise ValueError(f"scheduler must be 'cosine' or 'constant', got {self.scheduler!r}")
         if self.amp not in ("auto", "fp16", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'fp16', 'bf16' or 'off', got {self.amp!r}")
-        if self.total_steps < 1 or self.batch_size < 1:
-            raise ValueError("total_steps and batch_size must be positive")
-        self.betas = tuple(self.betas)
+        problems = []
+
+        def whole(name, least):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < least:
+                problems.append(f"{name} must be a whole number >= {least}, got {v!r}")
+
+        def real(name, least, *, strict=False, optional=False):
+            v = getattr(self, name)
+            if optional and v is None:
+                return
+            bad = isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                or (v <= least if strict else v < least)
+            if bad:
+                problems.append(f"{name} must be a finite number {'>' if strict else '>='} {least}"
+                                f"{' (or None)' if optional else ''}, got {v!r}")
+
+        for name in ("total_steps", "batch_size"):
+            whole(name, 1)
+        for name in ("log_every", "val_every", "ckpt_every", "seed", "num_workers"):
+            whole(name, 0)
+        real("lr", 0, strict=True)
+        real("weight_decay", 0)
+        real("eta_min", 0)
+        real("grad_clip", 0, strict=True, optional=True)   # a negative max-norm would flip the gradients
+        betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+            problems.append(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if problems:
+            raise ValueError("TrainConfig: " + "; ".join(problems))
+        self.betas = betas
 
 
 def _dist_info() -> tuple[int, int]:
@@ -92,6 +123,10 @@ RESUMABLE_CHANGES = ("log_every", "val_every", "num_workers")
 
 def _norm(v):
     return list(v) if isinstance(v, tuple) else v
+
+
+def _kind(path: Path) -> str:
+    return "folder" if path.is_dir() else "special file"
 
 
 def _accepts_three_args(fn) -> bool:
@@ -111,6 +146,22 @@ def _accepts_three_args(fn) -> bool:
 LossFn = Callable[[torch.Tensor, torch.Tensor, dict], Any]
 
 
+def build_optimizer(params, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """Adam or AdamW (``config.optimizer``) with the config's betas and weight
+    decay; ``lr`` overrides ``config.lr``."""
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return opt_cls(params, lr=config.lr if lr is None else lr, betas=tuple(config.betas),
+                   weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """Cosine annealing to ``config.eta_min`` over ``total_steps``, or a constant rate."""
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.total_steps,
+                                                          eta_min=config.eta_min)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
 class Trainer:
     """Train ``model`` on a dataset of ``{"lq", "gt", ...}`` items.
 
@@ -127,8 +178,11 @@ class Trainer:
                  val_set: Dataset | None = None, val_fn: Callable[[nn.Module], dict] | None = None,
                  ckpt_dir: str | os.PathLike | None = None, device: str | torch.device = "auto",
                  resume: bool = True, progress: bool = True, callbacks: Iterable[Any] = (),
-                 params: Iterable[torch.nn.Parameter] | None = None):
+                 params: Iterable[torch.nn.Parameter] | None = None, run_info: dict | None = None):
         self.config = config
+        #: what is trained besides ``config`` (model name/preset/config, data, loss, crop size, ...): saved in
+        #: the checkpoint, and a resume with any other value is refused naming the field
+        self.run_info = {str(k): _norm(v) for k, v in (run_info or {}).items()}
         self.device = pick_device(device)
         self.rank, self.world_size = _dist_info()
         self.model = model.to(self.device)
@@ -149,13 +203,12 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.model, **ddp_kw)
 
         trainable = list(params) if params is not None else [p for p in self.model.parameters() if p.requires_grad]
-        opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(trainable, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-        if config.scheduler == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=config.total_steps, eta_min=config.eta_min)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.optimizer = build_optimizer(trainable, config)
+        #: the names of the optimized tensors, in optimizer order: an optimizer state saved for another order
+        #: (e.g. before a model's parameters were reordered) would land on the wrong tensors
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        self.param_order = [names.get(id(p), f"<external {tuple(p.shape)}>") for p in trainable]
+        self.scheduler = build_scheduler(self.optimizer, config)
 
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -166,8 +219,17 @@ class Trainer:
         self.history: list[dict] = []
         self.wall_time_s = 0.0
         self.resumed_from: str | None = None
-        if resume and self.ckpt_dir is not None and (self.ckpt_dir / "last.pt").is_file():
-            self.load_checkpoint(self.ckpt_dir / "last.pt")
+        if self.ckpt_dir is not None:
+            last = self.ckpt_dir / "last.pt"
+            if self.ckpt_dir.exists() and not self.ckpt_dir.is_dir():
+                raise NotADirectoryError(f"{self.ckpt_dir}: the checkpoint folder is a file")
+            if last.exists() and not last.is_file():
+                raise IsADirectoryError(f"{last}: expected a checkpoint file, found a {_kind(last)}")
+            if self.rank == 0 and self.ckpt_dir.is_dir():
+                for orphan in self.ckpt_dir.glob(".last.pt.*.tmp"):    # a write killed before its rename
+                    orphan.unlink()
+            if resume and last.is_file():
+                self.load_checkpoint(last)
 
     # ------------------------------------------------------------------ set-up helpers
     def _amp_dtype(self):
@@ -251,6 +313,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
+        if self.step >= cfg.total_steps:       # resumed a finished run: nothing to train, validate or save again
+            return pd.DataFrame(self.history)
         target = cfg.total_steps if stop_at_step is None else min(stop_at_step, cfg.total_steps)
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not self.progress, desc="train",
                    leave=False)
@@ -345,6 +409,8 @@ class Trainer:
             "history": self.history,
             "wall_time_s": self.wall_time_s,
             "config": dataclasses.asdict(self.config),
+            "run_info": self.run_info,
+            "param_order": self.param_order,
             "world_size": self.world_size,
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -364,8 +430,6 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore everything :meth:`state_dict` saved (``weights_only=True``)."""
-        from .models import CheckpointError
-
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - re-raised with the file name
@@ -382,10 +446,30 @@ class Trainer:
             raise CheckpointError(f"{path}: the run was started with a different configuration ({detail}); "
                                   f"resuming would not continue it exactly. Use a new checkpoint folder, or "
                                   f"restore the original settings")
+        saved_run = state.get("run_info", {})
+        changed_run = sorted(k for k in set(saved_run) | set(self.run_info) if saved_run.get(k) != self.run_info.get(k))
+        if changed_run:
+            detail = ", ".join(f"{k}: {saved_run.get(k)!r} -> {self.run_info.get(k)!r}" for k in changed_run)
+            raise CheckpointError(f"{path}: the run was started on something else ({detail}); resuming would "
+                                  f"train a different run. Use a new checkpoint folder, or restore the original "
+                                  f"settings")
         if state.get("world_size", 1) != self.world_size:
             raise CheckpointError(f"{path}: saved with {state.get('world_size')} processes, resuming with "
                                   f"{self.world_size}; the data order would differ")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: the checkpoint's weights do not fit this model (another model, preset "
+                                  f"or model config?): {first}") from e
+        saved_order = state.get("param_order")
+        if saved_order is not None and list(saved_order) != self.param_order:
+            first = next((i for i, (a, b) in enumerate(zip(saved_order, self.param_order)) if a != b),
+                         min(len(saved_order), len(self.param_order)))
+            raise CheckpointError(f"{path}: the optimizer state was saved for parameters in another order (first "
+                                  f"difference at position {first}: {saved_order[first] if first < len(saved_order) else 'end'!r} "
+                                  f"vs {self.param_order[first] if first < len(self.param_order) else 'end'!r}); it "
+                                  f"would be applied to the wrong tensors. Start a new run")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

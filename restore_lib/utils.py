@@ -2,6 +2,7 @@
 hashes and git provenance."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -10,13 +11,14 @@ import random
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["repo_root", "seed_everything", "pick_device", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash"]
+__all__ = ["repo_root", "seed_everything", "pick_device", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash",
+           "runs_dir", "read_json"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -59,21 +61,38 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that the file is either complete or absent."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file next to ``path`` (ending in ``suffix``, so writers that
+    go by the extension pick the right format): write it inside the ``with``
+    block; on success it replaces ``path`` (``os.replace``), on any error it
+    is removed. ``path`` is therefore either complete or untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(fd, 0o666 & ~_umask())     # mkstemp makes 0600; results and checkpoints are for sharing
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that the file is either complete or absent."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -89,6 +108,32 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+#: the largest JSON file read (metrics files and notebooks are far smaller)
+MAX_JSON_BYTES = 32 * 2 ** 20
+
+
+def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON",
+              max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The parsed JSON file ``path``. A missing, oversized (over ``max_bytes``),
+    unparsable, absurdly nested file, or one with a number Python cannot read,
+    raises ``error`` with a message that names the file (``what`` names the kind
+    of file); nothing is read whole before its size is known."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise error(f"{path}: {size:,} bytes, over the limit of {max_bytes:,} bytes")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid {what} ({e})") from e
+    except RecursionError as e:
+        raise error(f"{path}: {what} nested too deeply to read") from e
+    except ValueError as e:       # e.g. an integer with thousands of digits
+        raise error(f"{path}: unreadable number in the {what} ({e})") from e
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -124,3 +169,10 @@ def lib_hash() -> str:
         h.update(str(p.relative_to(PACKAGE_DIR)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+def runs_dir(report: str) -> Path:
+    """Where a report's training runs (checkpoints) go: ``$RESTORE_RUNS_DIR/<report>``,
+    else ``<repo root>/runs/<report>`` (never committed)."""
+    base = os.environ.get("RESTORE_RUNS_DIR")
+    return (Path(base) if base else repo_root() / "runs") / report

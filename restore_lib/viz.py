@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .utils import atomic_path
+
 __all__ = ["to_uint8_image", "compare_figure", "history_figure", "grid_figure", "before_after_slider",
            "split_view"]
 
@@ -130,11 +132,8 @@ def before_after_slider(before, after, save_path: str | os.PathLike | None = Non
 
     static = split_view(before, after, position)
     if save_path is not None:
-        path = Path(save_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        Image.fromarray(static).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_path(save_path, suffix=".png") as tmp:
+            Image.fromarray(static).save(tmp, format="PNG")
     try:
         import ipywidgets as widgets
     except ImportError:

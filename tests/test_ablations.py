@@ -6,10 +6,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from restore_lib import ablations
-from restore_lib.ablations import SpecError, Tolerance, list_specs, load_spec, plan_ablation, run_ablation
-from restore_lib.grade import main as grade_main
-from restore_lib.reproduce import ParameterError
+from restore_lib.course import ablations
+from restore_lib.course.ablations import SpecError, Tolerance, list_specs, load_spec, plan_ablation, run_ablation
+from restore_lib.course.grade import main as grade_main
+from restore_lib.course.reproduce import ParameterError
 
 PARAMS = '''profile = "smoke"
 seed = 0
@@ -170,6 +170,13 @@ def test_cli_check_and_list(repo, capsys):
     assert ablations.main(["--check", "demo", "typo2", "--root", str(repo)]) == 2
     assert "typo2.yaml: field 'protocol_keys': unknown parameter(s) stepz" in capsys.readouterr().err
     (repo / "configs" / "ablations" / "typo2.yaml").unlink()
+    # an arm value of the wrong type is caught by --check, naming the spec, the arm and the parameter
+    write_spec(repo, "typed", SPEC.replace("name: demo", "name: typed").replace("no_prompt: {use_prompt: false}",
+                                                                              "no_prompt: {use_prompt: 12}"))
+    assert ablations.main(["--check", "typed", "--root", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert "typed.yaml (arm 'no_prompt')" in err and "use_prompt: 12 is int, expected bool" in err
+    (repo / "configs" / "ablations" / "typed.yaml").unlink()
 
 
 def test_missing_notebook(repo, capsys):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from restore_lib.archs.nafnet import LayerNorm2d, LocalAvgPool2d, NAFBlock, tlsc_kernel_size
 from restore_lib.models import build_model, count_parameters
 
-from arch_checks import check_output_sizes, check_roundtrip
+from arch_checks import build_meta, check_output_sizes, check_roundtrip
 
 SMALL = dict(width=16, enc_blk_nums=(1, 1, 1, 1), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1))
 
@@ -65,12 +65,6 @@ REFERENCE = [
                                                           attention="ca")),
     ("nafnet_baseline", "sidd_width32", 29_056_227, 736, dict(SIDD, dw_expand=1, gate="gelu", attention="ca")),
 ]
-
-
-def build_meta(name, preset=None, **cfg):
-    """Build on the meta device: shapes and counts without allocating or initialising."""
-    with torch.device("meta"):
-        return build_model(name, preset, **cfg)
 
 
 @pytest.mark.parametrize("name,preset,count,keys,cfg", REFERENCE, ids=lambda v: str(v) if isinstance(v, str) else None)

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from restore_lib.archs.promptir import PromptGenBlock
-from restore_lib.models import CheckpointError, build_model, count_parameters, load_checkpoint
+from restore_lib.checkpoints import CheckpointError, load_checkpoint
+from restore_lib.models import build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
+from arch_checks import (build, check_key_shapes, check_output_sizes, check_param_count, check_roundtrip,
+                         deterministic_fill, reference_fact)
 
 DEAD = ("chnl_reduce1", "chnl_reduce2", "chnl_reduce3",
         "reduce_noise_channel_1", "reduce_noise_channel_2", "reduce_noise_channel_3")
@@ -18,29 +20,17 @@ def full():
     return build("promptir")
 
 
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Overwrite every tensor, in sorted key order, with U(-0.1, 0.1) draws from
-    one seeded generator: the same weights as any model with the same keys."""
-    g = torch.Generator().manual_seed(seed)
-    sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
-    return model
-
-
 def test_default_counts_and_reference_keys(full):
     sd = full.state_dict()
-    assert count_parameters(full) == 35_592_263
-    assert len(sd) == 548
+    fact = reference_fact("promptir/default")  # measured on the reference PromptIR(decoder=True)
+    assert (count_parameters(full), len(sd)) == (fact["params"], fact["keys"]) == (35_592_263, 548)
     dead = sum(v.numel() for k, v in sd.items() if k.split(".")[0] in DEAD)
-    assert dead == 215_296
-    assert count_parameters(full) - dead == 35_376_967
-    # shapes listed in the reference facts
+    assert dead == fact["dead_params"] == 215_296
+    assert count_parameters(full) - dead == fact["effective_params"]
+    shapes = {k: tuple(v) for k, v in reference_fact("promptir/default/shapes").items() if isinstance(v, list)}
+    check_key_shapes(sd, shapes)
+    # more keys of our module (names of the reference class, so its checkpoints load strictly)
     expected = {
-        "patch_embed.proj.weight": (48, 3, 3, 3),
-        "prompt1.prompt_param": (1, 5, 64, 64, 64),
-        "prompt2.prompt_param": (1, 5, 128, 32, 32),
-        "prompt3.prompt_param": (1, 5, 320, 16, 16),
-        "prompt1.linear_layer.weight": (5, 96),
         "chnl_reduce3.weight": (256, 320, 1, 1),
         "reduce_noise_channel_3.weight": (192, 448, 1, 1),
         "noise_level3.attn.temperature": (4, 1, 1),
@@ -48,11 +38,12 @@ def test_default_counts_and_reference_keys(full):
         "reduce_noise_level2.weight": (192, 320, 1, 1),
         "up4_3.body.0.weight": (384, 192, 3, 3),
         "reduce_chan_level3.weight": (192, 288, 1, 1),
-        "output.weight": (3, 96, 3, 3),
     }
-    assert {k: tuple(sd[k].shape) for k in expected} == expected
-    # the three prompt generation blocks hold about 3.48 M
-    assert sum(v.numel() for k, v in sd.items() if k.startswith("prompt")) == 3_484_975
+    check_key_shapes(sd, expected)
+    # the three prompt generation blocks: the rounded reference figure, then our exact count
+    prompt = sum(v.numel() for k, v in sd.items() if k.startswith("prompt"))
+    assert round(prompt / 1e6, 2) == fact["prompt_blocks_params_M"]
+    assert prompt == 3_484_975
 
 
 def test_matches_reference_outputs(full):

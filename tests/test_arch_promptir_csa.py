@@ -10,16 +10,8 @@ from restore_lib.archs._common import sdpa_enabled
 from restore_lib.archs.promptir_csa import CrossScaleAttention
 from restore_lib.models import build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
-
-
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Overwrite every tensor, in sorted key order, with U(-0.1, 0.1) draws from
-    one seeded generator: the same weights as any model with the same keys."""
-    g = torch.Generator().manual_seed(seed)
-    sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
-    return model
+from arch_checks import (build, check_key_shapes, check_output_sizes, check_param_count, check_roundtrip,
+                         check_sdpa_paths_agree, deterministic_fill)
 
 
 def csa_params(d: int, r: int = 16) -> int:
@@ -52,7 +44,7 @@ def test_counts_and_released_key_names():
         "csa_level2.se_enc.fc.2.weight": (96, 6, 1, 1),
         "csa_level2.out_proj_enc.bias": (96,),
     }
-    assert {k: tuple(sd[k].shape) for k in expected} == expected
+    check_key_shapes(sd, expected)
 
 
 def test_released_preset_matches_released_outputs():
@@ -114,14 +106,7 @@ def test_csa_against_explicit_oracle(sdpa):
 
 
 def test_sdpa_path_equals_explicit_path():
-    model = deterministic_fill(build("promptir_csa", "small"))
-    x = torch.rand(1, 3, 20, 28)
-    with torch.no_grad():
-        with sdpa_enabled(True):
-            fused = model(x)
-        with sdpa_enabled(False):
-            explicit = model(x)
-    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    check_sdpa_paths_agree(deterministic_fill(build("promptir_csa", "small")), torch.rand(1, 3, 20, 28))
 
 
 def test_csa_switch():

@@ -9,7 +9,8 @@ import torch
 from restore_lib.archs.ptgrm import PTGRM, per_pixel_conv, snr_map
 from restore_lib.models import build_model, count_parameters
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
+from arch_checks import (build, build_meta, check_key_shapes, check_output_sizes, check_param_count,
+                         check_param_order, check_roundtrip, deterministic_fill, reference_data, reference_fact)
 
 SVE = ("mapp_space1.", "mapp_space2.", "mapp_position1.", "mapp_position2.", "r1_mask", "r2_mask",
        "transformer", "resnet")
@@ -30,14 +31,6 @@ ABLATION_PARAMS = {
 }
 
 
-def deterministic_fill(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Every tensor, in sorted key order, from U(-0.1, 0.1) draws of one seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    sd = model.state_dict()
-    model.load_state_dict({k: torch.rand(v.shape, generator=g) * 0.2 - 0.1 for k, v in sorted(sd.items())})
-    return model
-
-
 def inputs(n=2, h=16, w=24, prior_dim=512, seed=1):
     g = torch.Generator().manual_seed(seed)
     initial = torch.rand(n, 3, h, w, generator=g) * 1.2 - 0.1
@@ -53,8 +46,8 @@ def full():
 
 def test_default_counts_and_reference_keys(full):
     sd = full.state_dict()
-    assert count_parameters(full) == 671_735
-    assert len(sd) == 77
+    fact = reference_fact("ptgrm/default")  # measured on the reference refinement2
+    assert (count_parameters(full), len(sd)) == (fact["params"], fact["keys"]) == (671_735, 77)
     expected = {
         "conv_last2.weight": (16, 16, 3, 3), "conv_last2.bias": (16,),
         "conv_last3.weight": (3, 16, 3, 3), "conv_last3.bias": (3,),
@@ -67,13 +60,45 @@ def test_default_counts_and_reference_keys(full):
         "r1_decoder.weight": (64, 16, 3, 3), "resnet.conv2.bias": (16,),
         "transformer.3.attn.temperature": (1, 1, 1), "transformer.3.ffn.project_out.weight": (16, 42, 1, 1),
     }
-    assert {k: tuple(sd[k].shape) for k in expected} == expected
+    check_key_shapes(sd, expected)
     assert not any(k.startswith("transformer.4") for k in sd)
 
     def total(prefixes):
         return sum(v.numel() for k, v in sd.items() if k.startswith(prefixes))
-    # split given in the reference facts: SVE ≈183.8 K, CSA ≈461.2 K (kernel generator 311 K), rest ≈26.7 K
+    # the rounded split of reference_facts.json, then our exact split
+    split = reference_fact("ptgrm/default/split_approx")
+    rest = count_parameters(full) - total(SVE) - total(CSA)
+    assert (round(total(SVE), -2), round(total(CSA), -2), round(total(("mapp11", "mapp12")), -3), round(rest, -2)) \
+        == (split["sve"], split["csa"], split["kernel_generator"], split["rest"])
     assert (total(SVE), total(CSA), total(("mapp11", "mapp12"))) == (183_780, 461_232, 311_040)
+
+
+def test_parameter_order_is_the_official_one(full):
+    """``parameters()`` follows the reference ``refinement2`` (its creation
+    order), so optimizer states line up and a seed draws the same tensors."""
+    check_param_order(full, "ptgrm/default")
+    torch.manual_seed(5)
+    model = PTGRM()
+    torch.manual_seed(5)  # the reference creates conv_last2, conv_last3, then mapp_space1 first
+    conv_last2, conv_last3 = torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.Conv2d(16, 3, 3, padding=1)
+    mapp_space1 = torch.nn.Linear(512, 256, bias=False)
+    for ours, replay in ((model.conv_last2, conv_last2), (model.conv_last3, conv_last3)):
+        assert torch.equal(ours.weight, replay.weight) and torch.equal(ours.bias, replay.bias)
+    assert torch.equal(model.mapp_space1.weight, mapp_space1.weight)
+
+
+@pytest.mark.parametrize("row", list(PTGRM.ABLATIONS))
+def test_ablation_rows_keep_the_official_order(row):
+    """An ablation row drops parts in place; its extra parts (prior by
+    concatenation, plain blocks) come after all the reference's parts."""
+    official = reference_data("official_param_order.json")["ptgrm/default"]["names"]
+    rank = {n: i for i, n in enumerate(official)}
+    names = [n for n, _ in build_meta("ptgrm", **PTGRM.ABLATIONS[row]).named_parameters()]
+    shared = [n for n in names if n in rank]
+    assert shared == sorted(shared, key=rank.get)
+    extra = [i for i, n in enumerate(names) if n not in rank]
+    assert extra == list(range(len(shared), len(names)))
+    assert all(names[i].startswith(("cat_", "plain.")) for i in extra)
 
 
 def test_prior_dim_changes_only_the_first_linears():

@@ -6,9 +6,11 @@ import torch
 from torchvision.transforms import Normalize
 
 from restore_lib.archs.srgan import Discriminator, SRResNet
-from restore_lib.models import CheckpointError, build_model, load_checkpoint
+from restore_lib.checkpoints import CheckpointError, load_checkpoint
+from restore_lib.models import build_model
 
-from arch_checks import build, check_output_sizes, check_param_count, check_roundtrip
+from arch_checks import (build, check_output_sizes, check_param_count, check_pinned_output, check_roundtrip,
+                         deterministic_fill, seeded_rand)
 
 IMAGENET = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -119,3 +121,25 @@ def test_small_presets_are_smaller():
     assert isinstance(build_model("srgan_discriminator", "small"), Discriminator)
     check_param_count("srresnet", 173_386, "small")
     check_param_count("srgan_discriminator", 367_665, "small")
+
+
+def test_srresnet_matches_official_outputs():
+    """Pinned output of the tutorial's ``SRResNet`` (small config, eval,
+    ``deterministic_fill(parameters_only=True)``: BN statistics stay 0/1) on an
+    ImageNet-normalised input, mapped back to [0, 1]
+    (tests/data/reference_outputs.json); ours matched it exactly."""
+    model = deterministic_fill(build("srresnet", "small"), parameters_only=True)
+    with torch.no_grad():
+        y = model(seeded_rand(1, 3, 7, 9, seed=1))
+    check_pinned_output(y, "srresnet/small")
+
+
+def test_discriminator_matches_official_outputs():
+    """Pinned logits of the tutorial's ``Discriminator`` (small widths, fc_size
+    1024: the tutorial's ``fc2`` is Linear(1024, 1) whatever fc_size), same
+    fill, on an ImageNet-normalised input (tests/data/reference_outputs.json);
+    ours matched it exactly."""
+    model = deterministic_fill(build("srgan_discriminator", "small", fc_size=1024), parameters_only=True)
+    with torch.no_grad():
+        y = model(seeded_rand(2, 3, 40, 48, seed=1))
+    check_pinned_output(y, "srgan_discriminator/small_fc1024")

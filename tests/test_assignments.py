@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from restore_lib import metrics
-from restore_lib.assignments import (AssignmentError, StudentCodeError, execute_until_exercise, exercise_cells,
+from restore_lib.course.assignments import (AssignmentError, StudentCodeError, execute_until_exercise, exercise_cells,
                                      main, run_student_cells, strip_solutions, student_notebook)
 
 PSNR_SOLUTION = '''def psnr(pred, target, data_range=1.0):
@@ -232,7 +232,7 @@ def test_cli_error_names_file(tmp_path, capsys):
     bad = tmp_path / "broken.ipynb"
     bad.write_text("{")
     assert main(["--out", str(tmp_path / "out"), "--notebooks", str(bad)]) == 2
-    assert f"{bad}: not a valid notebook" in capsys.readouterr().err
+    assert f"{bad}: not valid notebook JSON" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

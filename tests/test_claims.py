@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from restore_lib.reproduce import list_notebooks, results_dir_for
-from restore_lib.results import load_metrics, load_seed_spread, seed_records_dir, summarize_seed_runs
+from restore_lib.course.reproduce import list_notebooks, results_dir_for
+from restore_lib.course.results import load_metrics, load_seed_spread, seed_records_dir, summarize_seed_runs
 from restore_lib.utils import repo_root
 
 from claims import claim_modules

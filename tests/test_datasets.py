@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from restore_lib.data.augment import PairedAugment
-from restore_lib.data.datasets import (HW4_NAME_MAP, EmptyDatasetError, GoProDataset, MemoryPairs,
+from restore_lib.data.datasets import (HW4_NAME_MAP, DatasetError, EmptyDatasetError, GoProDataset, MemoryPairs,
                                        MissingPairError, NpzFormatError, NpzPatchDataset, PairedFolderDataset,
                                        PairSizeError, PatchSizeError, hw4_clean_name, save_npz_patches)
 from restore_lib.data.io import ImageReadError
@@ -27,14 +27,14 @@ def _save(path: Path, arr: np.ndarray, mode=None) -> np.ndarray:
 
 
 def _png16(path: Path, arr: np.ndarray) -> None:
-    """Minimal 16-bit PNG encoder (independent of Pillow): gray (H,W,1) or RGB (H,W,3)."""
+    """Minimal 16-bit PNG encoder (independent of Pillow): gray, gray+alpha, RGB or RGBA (H,W,1|2|3|4)."""
     h, w, c = arr.shape
     raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
 
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 3: 2}[c], 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
@@ -388,3 +388,78 @@ def test_memory_pairs(tmp_path):
         MemoryPairs([("odd", lq, gt[:10])])
     with pytest.raises(EmptyDatasetError):
         MemoryPairs([])
+
+
+# --------------------------------------------------------------------------- no silent pixel errors
+def test_16bit_gray_alpha_png_is_rejected_not_truncated(tmp_path):
+    from restore_lib.data.io import read_image
+
+    la16 = np.random.default_rng(8).integers(0, 65536, (8, 8, 2), dtype=np.uint16)
+    la16[..., 1] = 65535
+    _png16(tmp_path / "la.png", la16)
+    with pytest.raises(ImageReadError, match=r"la\.png: 16-bit gray\+alpha PNG"):
+        read_image(tmp_path / "la.png")
+
+
+@pytest.mark.parametrize("scale", [255.0, -1.0])
+def test_float_tiff_outside_unit_range_is_refused_not_clipped(tmp_path, scale):
+    import tifffile
+
+    from restore_lib.data.io import read_image
+
+    arr = (np.random.default_rng(9).random((8, 8, 3)) * scale).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", arr, photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"f\.tif: float image with values in .*expected \[0, 1\]"):
+        read_image(tmp_path / "f.tif")
+    tifffile.imwrite(tmp_path / "ok.tif", np.abs(arr / scale), photometric="rgb")   # in range: read exactly
+    np.testing.assert_array_equal(read_image(tmp_path / "ok.tif"), np.abs(arr / scale))
+
+
+def test_cmyk_images_are_refused(tmp_path):
+    import tifffile
+
+    from restore_lib.data.io import read_image
+
+    Image.new("CMYK", (8, 8), (10, 20, 30, 0)).save(tmp_path / "c.jpg")
+    with pytest.raises(ImageReadError, match=r"c\.jpg: CMYK image"):
+        read_image(tmp_path / "c.jpg")
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((8, 8, 4), np.uint8), photometric="separated")
+    with pytest.raises(ImageReadError, match=r"c\.tif: CMYK"):
+        read_image(tmp_path / "c.tif")
+
+
+def test_exif_orientation_is_refused_unless_the_stored_grid_is_asked_for(tmp_path):
+    from restore_lib.data.io import read_image
+
+    arr = _rand_u8(np.random.default_rng(10), 6, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 6          # "rotate 90 degrees clockwise to display"
+    Image.fromarray(arr).save(tmp_path / "r.png", exif=exif)
+    with pytest.raises(ImageReadError, match=r"r\.png: EXIF orientation 6"):
+        read_image(tmp_path / "r.png")
+    stored = read_image(tmp_path / "r.png", orientation="stored")
+    np.testing.assert_array_equal(np.round(stored * 255).astype(np.uint8), arr)
+
+
+def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    from restore_lib.data.io import read_image
+
+    _save(tmp_path / "degraded" / "big.png", _rand_u8(np.random.default_rng(11), 40, 40))
+    _save(tmp_path / "clean" / "big.png", _rand_u8(np.random.default_rng(12), 40, 40))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)      # 1600 pixels > 2 x the limit: a "bomb"
+    with pytest.raises(ImageReadError, match=r"big\.png: too many pixels"):
+        read_image(tmp_path / "degraded" / "big.png")
+    with pytest.raises(ImageReadError, match=r"big\.png: too many pixels"):
+        PairedFolderDataset(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["broken", "loop"])
+def test_bad_symlinks_in_a_dataset_are_named_not_dropped(folder, kind):
+    root, _ = folder
+    link = root / "degraded" / "img-3.png"
+    if kind == "broken":
+        link.symlink_to(root / "degraded" / "missing.png")
+    else:
+        link.symlink_to(link)
+    with pytest.raises(DatasetError, match=r"img-3\.png: a broken or looping symbolic link"):
+        PairedFolderDataset(root)

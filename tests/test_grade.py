@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from restore_lib.ablations import Tolerance, load_spec
-from restore_lib.grade import main
+from restore_lib.course.ablations import Tolerance, load_spec
+from restore_lib.course.grade import main
 from restore_lib.metrics import MetricSpec
-from restore_lib.results import RunRecorder
+from restore_lib.course.results import RunRecorder
 
 SPEC = """schema_version: 1
 name: demo

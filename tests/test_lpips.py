@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from restore_lib.lpips import LPIPS, NO_TRUNK, LPIPSWeightsError, load_lpips, lpips_score
-from restore_lib.models import CheckpointError
+from restore_lib.checkpoints import CheckpointError
 from restore_lib.weights import TORCHVISION_FILES, package_file
 
 

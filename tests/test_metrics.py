@@ -123,3 +123,67 @@ def test_metric_spec_quantizes_and_describes():
     assert "Y (BT.601)" in spec.describe() and "crop border 4" in spec.describe()
     with pytest.raises(ValueError):
         MetricSpec(color_space="lab")
+
+
+# ---------------------------------------------------------------- wrong scale is refused, never guessed
+def _pair():
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(1, 3, 24, 24, generator=g)
+    return (t + 0.05 * torch.randn(t.shape, generator=g)).clamp(0, 1), t
+
+
+@pytest.mark.parametrize("metric", [psnr, ssim])
+def test_uint8_images_need_their_data_range(metric):
+    p, t = _pair()
+    p8, t8 = (p * 255).round().to(torch.uint8), (t * 255).round().to(torch.uint8)
+    with pytest.raises(ValueError, match="pred is uint8.*data_range=255"):
+        metric(p8, t8)
+    # with the right range the integer images score like their float versions
+    assert metric(p8, t8, data_range=255) == pytest.approx(
+        metric(p8.double() / 255, t8.double() / 255), abs=1e-9)
+
+
+@pytest.mark.parametrize("metric", [psnr, ssim])
+def test_float_images_in_0_255_with_unit_range_are_refused(metric):
+    p, t = _pair()
+    with pytest.raises(ValueError, match=r"pred has values in .*looks like 0-255"):
+        metric(p * 255, t)
+    with pytest.raises(ValueError, match=r"target has values in"):
+        metric(p, t * 255)
+    # a restored output that overshoots a little is scored as it is
+    assert math.isfinite(metric(p * 1.1, t))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_inputs_are_refused(bad):
+    p, t = _pair()
+    p[0, 0, 3, 3] = bad
+    with pytest.raises(ValueError, match="pred contains (NaN|inf)"):
+        psnr(p, t)
+    with pytest.raises(ValueError, match="target contains"):
+        ssim(t, p)
+
+
+@pytest.mark.parametrize("crop", [-1, 4.7, True, "4"])
+def test_crop_border_must_be_a_whole_number_of_pixels(crop):
+    p, t = _pair()
+    with pytest.raises(ValueError, match="crop_border must be a whole number"):
+        psnr(p, t, crop_border=crop)
+    with pytest.raises(ValueError, match="crop_border must be a whole number"):
+        MetricSpec(crop_border=crop)
+    assert psnr(p, t, crop_border=4.0) == psnr(p, t, crop_border=4)
+
+
+@pytest.mark.parametrize("data_range", [0, -1.0, float("nan"), "1"])
+def test_data_range_must_be_positive(data_range):
+    p, t = _pair()
+    with pytest.raises(ValueError, match="data_range must be a positive number"):
+        psnr(p, t, data_range=data_range)
+
+
+def test_quantize_refuses_integer_images_instead_of_clamping_them():
+    x = torch.full((3, 4, 4), 200, dtype=torch.uint8)
+    with pytest.raises(TypeError, match="already quantized"):
+        quantize(x)
+    with pytest.raises(TypeError, match="already quantized"):
+        MetricSpec().evaluate(x, x)

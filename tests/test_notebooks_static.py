@@ -8,8 +8,8 @@ import papermill as pm
 import pytest
 import yaml
 
-from restore_lib.nbclean import _dump, clean_notebook, notebook_problems
-from restore_lib.reproduce import list_notebooks
+from restore_lib.course.nbclean import _dump, clean_notebook, notebook_problems
+from restore_lib.course.reproduce import list_notebooks
 from restore_lib.utils import repo_root
 
 NOTEBOOKS = list_notebooks()
@@ -25,7 +25,7 @@ def test_notebook_is_clean(nb_path):
     raw = nb_path.read_text(encoding="utf-8")
     nb = json.loads(raw)
     assert notebook_problems(nb) == []
-    assert _dump(clean_notebook(nb)) == raw, "run: python -m restore_lib.nbclean " + str(nb_path)
+    assert _dump(clean_notebook(nb)) == raw, "run: python -m restore_lib.course.nbclean " + str(nb_path)
     assert len(raw) < 2_500_000, "keep notebooks under ~2 MB (smaller figures)"
     assert str(Path.home()) not in raw and "/tmp/" not in raw
 

@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from restore_lib.reproduce import (NotebookFailed, ParameterError, load_profile_params, run_notebook,
+from restore_lib.course.reproduce import (NotebookFailed, ParameterError, load_profile_params, run_notebook,
                                    write_results_readme)
 
 PARAMS = '''profile = "smoke"
@@ -12,7 +12,7 @@ seed = 0
 out_dir = "auto"
 fail = False
 '''
-BODY = '''from restore_lib.results import RunRecorder
+BODY = '''from restore_lib.course.results import RunRecorder
 if fail:
     raise RuntimeError("planted failure")
 rec = RunRecorder("99_demo", "Demo notebook", params=dict(profile=profile, seed=seed), out_dir=out_dir,
@@ -21,7 +21,7 @@ rec.add_table("main", "Main", (["method", "PSNR"], [["ours", 27.0 + seed]]))
 rec.save()
 import os
 if os.environ.get("RESTORE_RUNS_DIR"):     # where this run keeps its checkpoints
-    from restore_lib.results import runs_dir
+    from restore_lib.utils import runs_dir
     runs_dir("99_demo").mkdir(parents=True, exist_ok=True)
     (runs_dir("99_demo") / "seed.txt").write_text(str(seed))
 '''
@@ -71,7 +71,7 @@ def test_failing_cell_is_named(fake_repo):
         run_notebook(nb, "smoke", params=params, root=fake_repo)
     msg = str(e.value)
     assert "99_demo.ipynb" in msg and "cell 1 (" in msg and "planted failure" in msg
-    assert "from restore_lib.results import RunRecorder" in msg
+    assert "from restore_lib.course.results import RunRecorder" in msg
 
 
 def test_notebook_that_writes_nothing_fails(fake_repo):
@@ -83,7 +83,7 @@ def test_notebook_that_writes_nothing_fails(fake_repo):
 
 
 def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeypatch, capsys):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     src = fake_repo / "notebooks" / "99_demo.ipynb"
     (fake_repo / "notebooks" / "98_other.ipynb").write_bytes(src.read_bytes())
@@ -103,7 +103,7 @@ def test_parallel_jobs_run_every_notebook_and_report_failures(fake_repo, monkeyp
 
 
 def test_previous_wall_time_orders_parallel_runs(fake_repo):
-    from restore_lib.reproduce import previous_wall_time
+    from restore_lib.course.reproduce import previous_wall_time
 
     nb = fake_repo / "notebooks" / "99_demo.ipynb"
     assert previous_wall_time(nb, "smoke", fake_repo) == 0.0  # never run
@@ -117,8 +117,8 @@ def test_previous_wall_time_orders_parallel_runs(fake_repo):
 
 
 def test_seed_sweep_records_every_seed_and_their_spread(fake_repo, monkeypatch):
-    from restore_lib import reproduce
-    from restore_lib.results import load_seed_spread, seed_spread
+    from restore_lib.course import reproduce
+    from restore_lib.course.results import load_seed_spread, seed_spread
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     monkeypatch.delenv("RESTORE_RUNS_DIR", raising=False)
@@ -142,7 +142,7 @@ def test_seed_sweep_records_every_seed_and_their_spread(fake_repo, monkeypatch):
 
 
 def test_seed_sweep_must_include_the_recorded_seed(fake_repo, monkeypatch):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     with pytest.raises(ParameterError, match="must include 3.*99_demo.ipynb"):
@@ -153,7 +153,7 @@ def test_seed_sweep_must_include_the_recorded_seed(fake_repo, monkeypatch):
 
 
 def test_failed_seed_run_leaves_the_recorded_spread_alone(fake_repo, monkeypatch):
-    from restore_lib import reproduce
+    from restore_lib.course import reproduce
 
     monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
     assert reproduce.main(["--seeds", "3", "4"]) == 0
@@ -166,7 +166,92 @@ def test_failed_seed_run_leaves_the_recorded_spread_alone(fake_repo, monkeypatch
 
 
 def test_seed_spread_errors_name_the_file(tmp_path):
-    from restore_lib.results import SeedSpreadError, seed_spread
+    from restore_lib.course.results import SeedSpreadError, seed_spread
 
     with pytest.raises(SeedSpreadError, match="seed_spread.json: no seed spread recorded"):
         seed_spread("99_demo", "main/ours/PSNR", root=tmp_path)
+
+
+@pytest.mark.parametrize("cell, timeout, expected", [
+    ("import time\ntime.sleep(120)", 20, "ran past the per-cell timeout of 20 s"),
+    ("import os\nos._exit(1)", 60, "lost its kernel"),
+], ids=["timeout", "dead-kernel"])
+def test_timeout_or_dead_kernel_is_a_named_failure_and_the_others_still_run(fake_repo, monkeypatch, capsys, cell,
+                                                                             timeout, expected):
+    from restore_lib.course import reproduce
+
+    nb = nbformat.read(fake_repo / "notebooks" / "99_demo.ipynb", as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
+    nbformat.write(nb, fake_repo / "notebooks" / "97_hangs.ipynb")
+    cfg = fake_repo / "configs" / "97_hangs"
+    cfg.mkdir()
+    (cfg / "smoke.yaml").write_text(f"out_dir: {fake_repo / 'results' / '97_hangs'}\n")
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--timeout", str(timeout)]) == 1
+    err = capsys.readouterr().err
+    assert "97_hangs.ipynb: cell 1 (" in err and expected in err, err
+    assert (fake_repo / "results" / "99_demo" / "metrics.json").is_file()    # the next notebook still ran
+    assert "Demo notebook" in (fake_repo / "results" / "README.md").read_text()   # and the README was rebuilt
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('seed: "abc"', "seed: 'abc' is str, expected int"),
+    ("seed: 1.5", "seed: 1.5 is float, expected int"),
+    ("fail: 1", "fail: 1 is int, expected bool"),
+    ("seed: true", "seed: True is bool, expected int"),
+])
+def test_profile_values_are_type_checked_before_anything_runs(fake_repo, line, expected):
+    cfg = fake_repo / "configs" / "99_demo" / "smoke.yaml"
+    cfg.write_text(f"out_dir: {fake_repo / 'results' / '99_demo'}\n{line}\n")
+    with pytest.raises(ParameterError) as e:
+        load_profile_params(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", fake_repo)
+    assert str(cfg) in str(e.value) and expected in str(e.value)
+
+
+def test_every_committed_profile_passes_the_type_check():
+    from restore_lib.course.reproduce import list_notebooks
+    from restore_lib.utils import repo_root
+
+    for nb in list_notebooks():
+        for cfg in sorted((repo_root() / "configs" / nb.stem).glob("*.yaml")):
+            load_profile_params(nb, cfg.stem, repo_root())
+
+
+def _spread_file(root, values_a, values_b):
+    """A results/99_demo/seed_spread.json with metrics a and b measured at seeds 0, 1, 2."""
+    from restore_lib.course.results import summarize_seed_runs
+    from restore_lib.utils import atomic_write_json
+
+    records = []
+    for seed, (a, b) in enumerate(zip(values_a, values_b)):
+        records.append({"report": "99_demo", "profile": "smoke", "metrics": {"t/a/PSNR": a, "t/b/PSNR": b},
+                        "provenance": {"seed": seed, "started": f"t{seed}", "data": {"hash": "h"}}})
+    atomic_write_json(root / "results" / "99_demo" / "seed_spread.json", summarize_seed_runs(records))
+
+
+@pytest.mark.parametrize("a, b, beyond", [
+    ([30.0, 30.2, 30.1], [29.0, 29.1, 29.05], True),      # every seed agrees, far outside the spread
+    ([30.0, 29.0, 30.5], [29.8, 29.6, 29.7], False),     # one seed disagrees on the sign
+    ([30.3, 29.9, 30.6], [29.8, 29.8, 29.8], False),     # same sign, but the mean is within 3 standard errors
+])
+def test_paired_difference_calls_a_difference_real_only_beyond_noise(tmp_path, a, b, beyond):
+    from restore_lib.course.results import paired_difference
+
+    _spread_file(tmp_path, a, b)
+    d = paired_difference("99_demo", "t/a/PSNR", "t/b/PSNR", root=tmp_path)
+    assert d.values == pytest.approx([x - y for x, y in zip(a, b)])
+    assert d.beyond_noise is beyond
+    assert ("beyond noise" if beyond else "within noise") in d.verdict()
+
+
+def test_results_readme_shows_the_seed_spread(fake_repo, monkeypatch):
+    from restore_lib.course import reproduce
+
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    assert reproduce.main(["--seeds", "3", "4", "5"]) == 0
+    text = (fake_repo / "results" / "README.md").read_text()
+    assert "## Seed spread (smoke profile)" in text and "### 99_demo: seed spread (3 seeds: 3, 4, 5)" in text
+    assert "| main/ours/PSNR | 30.00 | 31.00 | 32.00 | 31.00 | 1.000 | 30.00–32.00 |" in text
+    # a recorded run newer than the spread is said, not shown as if it belonged to it
+    assert reproduce.main([]) == 0
+    assert "99_demo: the recorded run is newer than its seed spread" in (fake_repo / "results" / "README.md").read_text()

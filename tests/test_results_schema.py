@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from restore_lib.metrics import MetricSpec
-from restore_lib.results import MetricsSchemaError, RunRecorder, load_metrics, render_report, validate_metrics
+from restore_lib.course.results import MetricsSchemaError, RunRecorder, load_metrics, render_report, validate_metrics
 
 
 def _recorder(tmp_path):
@@ -74,7 +74,7 @@ def test_render_report_labels_provenance(tmp_path):
 
 
 def test_git_state_recorded_at_the_start_of_a_run(monkeypatch):
-    from restore_lib import results
+    from restore_lib.course import results
 
     monkeypatch.setenv(results.GIT_STATE_ENV, '{"commit": "abc", "dirty": false}')
     assert results.run_git_state() == {"commit": "abc", "dirty": False}
@@ -83,3 +83,78 @@ def test_git_state_recorded_at_the_start_of_a_run(monkeypatch):
         results.run_git_state()
     monkeypatch.delenv(results.GIT_STATE_ENV)
     assert set(results.run_git_state()) == {"commit", "dirty"}
+
+
+def test_failed_run_leaves_the_published_results_alone(tmp_path):
+    out = tmp_path / "99_demo"
+    first = _recorder(out)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    first.add_figure(fig, "curves")
+    first.add_figure(fig, "old_only")
+    first.save()
+    published = {p.name: p.read_bytes() for p in (out / "figures").iterdir()}
+    metrics = (out / "metrics.json").read_bytes()
+
+    # a second run that draws figures, writes a file, then dies before save(): nothing published changes
+    second = _recorder(out)
+    fig2 = plt.figure(figsize=(2, 2))
+    second.add_figure(fig2, "curves")
+    (second.out_dir / "pred.npz").write_bytes(b"partial")
+    assert {p.name: p.read_bytes() for p in (out / "figures").iterdir()} == published
+    assert (out / "metrics.json").read_bytes() == metrics and not (out / "pred.npz").exists()
+
+    # the next run starts clean, and its save() publishes exactly its own files
+    third = _recorder(out)
+    assert not third.out_dir.exists()
+    third.add_figure(fig2, "curves")
+    (third.out_dir / "pred.npz").write_bytes(b"whole")
+    path = third.save()
+    assert third.out_dir == out and path == out / "metrics.json"
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["curves.png"]   # the old run's extra figure is gone
+    assert (out / "figures" / "curves.png").read_bytes() != published["curves.png"]
+    assert (out / "pred.npz").read_bytes() == b"whole"
+    assert not any(p.name.endswith(".staging") for p in tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="already saved"):
+        third.save()
+
+
+def test_published_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = _recorder(tmp_path / "r").save()
+        for p in (path, path.parent / "table.md"):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"x": ' + "9" * 5000 + "}", "unreadable number"),
+])
+def test_hostile_metrics_files_get_a_named_error(tmp_path, text, needle):
+    bad = tmp_path / "metrics.json"
+    bad.write_text(text)
+    with pytest.raises(MetricsSchemaError, match=needle) as e:
+        load_metrics(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_huge_or_mistyped_metrics_files_are_refused(tmp_path):
+    path = _recorder(tmp_path).save()
+    with pytest.raises(MetricsSchemaError, match="over the limit of 100 bytes"):
+        load_metrics(path, max_bytes=100)
+    obj = json.loads(path.read_text())
+    obj["provenance"]["data"] = "embedded"
+    obj["metrics"]["main/ours/PSNR"] = 10 ** 400
+    path.write_text(json.dumps(obj))
+    with pytest.raises(MetricsSchemaError) as e:
+        load_metrics(path)
+    assert "provenance.data must be an object" in str(e.value) and "too large to be a measurement" in str(e.value)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from restore_lib.callbacks import ReportMonitor
+from restore_lib.recipes.stripformer import ReportMonitor
 from restore_lib.data.datasets import MemoryPairs
 from restore_lib.data.degradations import motion_blur
 from restore_lib.losses import StripformerLoss

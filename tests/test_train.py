@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from restore_lib.models import CheckpointError, build_model
+from restore_lib.checkpoints import CheckpointError
+from restore_lib.models import build_model
 from restore_lib.train import NonFiniteLossError, TrainConfig, Trainer
 
 
@@ -147,3 +148,93 @@ def test_resume_refuses_a_changed_configuration(tmp_path):
     with pytest.raises(CheckpointError, match=r"lr: 0.001 -> 0.002"):
         _make(tmp_path, _cfg(lr=2e-3))
     _make(tmp_path, _cfg(log_every=5))  # logging cadence may change
+
+
+# ---------------------------------------------------------------- nothing wrong passes silently
+@pytest.mark.parametrize("field, value", [("grad_clip", -1.0), ("grad_clip", float("nan")), ("val_every", -1),
+                                          ("lr", 0.0), ("ckpt_every", -5), ("total_steps", 2.5),
+                                          ("betas", (0.9,)), ("weight_decay", float("inf"))])
+def test_train_config_refuses_values_that_would_train_wrongly(field, value):
+    from restore_lib.train import TrainConfig
+
+    with pytest.raises(ValueError, match=f"TrainConfig: {field} must be"):
+        TrainConfig(**{field: value})
+
+
+def test_refitting_a_finished_run_changes_nothing(tmp_path):
+    first = Trainer(DropoutNet(), NoisyCrops(), l1, _cfg(total_steps=6), val_set=NoisyCrops(n=2), ckpt_dir=tmp_path,
+                    device="cpu", progress=False)
+    first.fit()
+    saved = (tmp_path / "last.pt").read_bytes()
+    again = Trainer(DropoutNet(), NoisyCrops(), l1, _cfg(total_steps=6), val_set=NoisyCrops(n=2), ckpt_dir=tmp_path,
+                    device="cpu", progress=False)
+    history = again.fit()
+    assert len(history) == len(first.history)               # no second "final" validation row
+    assert sum("val_psnr" in r for r in again.history) == 1
+    assert (tmp_path / "last.pt").read_bytes() == saved
+
+
+def test_orphaned_temp_files_of_a_killed_write_are_removed(tmp_path):
+    _make(tmp_path, _cfg(total_steps=3)).fit()
+    orphan = tmp_path / ".last.pt.abc123.tmp"                  # what a kill during atomic_torch_save leaves
+    orphan.write_bytes(b"half a checkpoint")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    _make(tmp_path, _cfg(total_steps=3))
+    assert not orphan.exists() and keep.read_text() == "mine"
+
+
+def test_a_last_pt_that_is_not_a_file_is_refused(tmp_path):
+    (tmp_path / "last.pt").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match="last.pt: expected a checkpoint file, found a folder"):
+        _make(tmp_path, _cfg())
+    (tmp_path / "blocked").write_text("x")
+    with pytest.raises(NotADirectoryError, match="blocked: the checkpoint folder is a file"):
+        _make(tmp_path / "blocked", _cfg())
+
+
+def test_resume_refuses_other_run_info_naming_the_field(tmp_path):
+    def make(**info):
+        torch.manual_seed(0)
+        return Trainer(DropoutNet(), NoisyCrops(), l1, _cfg(), ckpt_dir=tmp_path, device="cpu", progress=False,
+                       run_info=info)
+
+    make(task="noise25", patch_size=16).fit(stop_at_step=2)
+    with pytest.raises(CheckpointError, match=r"task: 'noise25' -> 'motion_blur'"):
+        make(task="motion_blur", patch_size=16)
+    with pytest.raises(CheckpointError, match=r"loss: None -> 'mse'"):
+        make(task="noise25", patch_size=16, loss="mse")
+    assert make(task="noise25", patch_size=16).step == 2      # the same run resumes
+
+
+def test_resume_into_another_architecture_names_the_checkpoint(tmp_path):
+    _make(tmp_path, _cfg()).fit(stop_at_step=2)
+    with pytest.raises(CheckpointError, match=r"last.pt: the checkpoint's weights do not fit this model"):
+        Trainer(nn.Sequential(nn.Conv2d(3, 3, 1)), NoisyCrops(), l1, _cfg(), ckpt_dir=tmp_path, device="cpu",
+                progress=False)
+
+
+def test_resume_refuses_an_optimizer_state_saved_for_another_parameter_order(tmp_path):
+    class TwoConvs(nn.Module):
+        """Same names and shapes; ``swap`` creates them in the other order (what reordering __init__ does)."""
+
+        def __init__(self, swap=False):
+            super().__init__()
+            if swap:
+                self.b = nn.Conv2d(3, 3, 3, padding=1)
+                self.a = nn.Conv2d(3, 3, 3, padding=1)
+            else:
+                self.a = nn.Conv2d(3, 3, 3, padding=1)
+                self.b = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    def make(swap):
+        return Trainer(TwoConvs(swap), NoisyCrops(), l1, _cfg(), ckpt_dir=tmp_path, device="cpu", progress=False)
+
+    make(False).fit(stop_at_step=2)
+    with pytest.raises(CheckpointError, match=r"optimizer state was saved for parameters in another order .*"
+                                              r"position 0: 'a.weight' vs 'b.weight'"):
+        make(True)
+    assert make(False).step == 2

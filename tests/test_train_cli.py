@@ -68,3 +68,61 @@ def test_cli_under_torchrun_two_processes(tmp_path, data_root):
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 4
     assert out.stdout.count("done: 4 steps on 2 process(es)") == 1  # only rank 0 reports
+
+
+def _cli(argv, capsys):
+    """Run the CLI in-process; returns (exit code, stderr)."""
+    from restore_lib import train_cli
+
+    try:
+        code = train_cli.main(argv)
+    except SystemExit as e:       # argparse's own errors
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, field", [
+    (["--loss", "mse"], "loss: 'l1' -> 'mse'"),
+    (["--patch-size", "24"], "patch_size: 32 -> 24"),
+    (["--model-config", '{"width": 8}'], "model_config: {} -> {'width': 8}"),
+])
+def test_resume_refuses_a_change_of_what_is_trained(tmp_path, data_root, capsys, change, field):
+    run = ["--data-root", str(data_root), "--run-dir", str(tmp_path / "run")]
+    args = ["--model", "baseline_cnn", "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--patch-size", "32"]
+    assert _cli([*args, *run], capsys)[0] == 0
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    code, err = _cli([*args, *change, *run], capsys)
+    assert code == 2 and field in err and "last.pt" in err, err
+    assert len(err.strip().splitlines()) == 1, err          # one line, no traceback
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+
+
+def test_resume_with_another_model_is_a_named_error(tmp_path, data_root, capsys):
+    run = ["--data-root", str(data_root), "--run-dir", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
+           "--patch-size", "32"]
+    assert _cli(["--model", "baseline_cnn", "--preset", "tiny", *run], capsys)[0] == 0
+    code, err = _cli(["--model", "baseline_cnn", "--preset", "default", *run], capsys)
+    assert code == 2 and "preset: 'tiny' -> 'default'" in err and str(tmp_path / "run" / "last.pt") in err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--grad-clip", "-1", "argument --grad-clip: must be > 0"),
+    ("--grad-clip", "nan", "argument --grad-clip: must be > 0"),
+    ("--val-every", "-1", "argument --val-every: must be >= 0"),
+    ("--steps", "0", "argument --steps: must be >= 1"),
+    ("--lr", "0", "argument --lr: must be > 0"),
+    ("--model-config", "{width: 8}", "argument --model-config: not valid JSON"),
+    ("--model-config", "[1, 2]", "argument --model-config: must be a JSON object"),
+])
+def test_bad_numeric_and_json_options_are_refused_before_training(tmp_path, data_root, capsys, option, value,
+                                                                  message):
+    code, err = _cli([*ARGS, "--data-root", str(data_root), "--run-dir", str(tmp_path / "run"), option, value],
+                     capsys)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_dir_that_is_a_file_is_refused_at_once(tmp_path, data_root, capsys):
+    (tmp_path / "run").write_text("not a folder")
+    code, err = _cli([*ARGS, "--data-root", str(data_root), "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 2 and "--run-dir" in err and "is a file" in err

@@ -46,7 +46,7 @@ Components
 Training (both stages are in the reference's ``DiffIR_S*_model.py``):
 
 * Stage 1 trains ``G`` and ``E`` with an L1 loss on the restored image.
-* Stage 2 starts ``G`` from stage 1 (:func:`init_s2_from_s1`), keeps the
+* Stage 2 starts ``G`` from stage 1 (:func:`restore_lib.recipes.diffir.init_s2_from_s1`), keeps the
   stage-1 CPEN frozen as a teacher that gives the target IPR ``z``, noises it
   to step T (``z_T = sqrt(abar_T) z + sqrt(1 - abar_T) eps``), runs *all* T
   reverse steps inside the training step and feeds the result to ``G``. The
@@ -108,15 +108,14 @@ that task's reference config and can be overridden. Presets: ``"default"``,
   ``DiffIRS2.diffuse_ipr(lq, ipr_target, generator=None) -> (ipr, steps)``:
   the diffusion alone (``steps`` = the T intermediate IPRs; the reference's
   first 100k deblurring iterations train only this part).
-* :func:`init_s2_from_s1` ``(s2_model, s1_state_dict_or_path) -> S2InitReport``:
-  copy the stage-1 DIRformer into stage 2 (see there for the key list).
+
+Stage-2 initialisation from a stage-1 checkpoint and both training stages are
+in :mod:`restore_lib.recipes.diffir`.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import os
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -128,7 +127,7 @@ from .restormer import Attention, Downsample, FeedForward, LayerNorm, OverlapPat
 
 __all__ = [
     "TASK_CONFIGS", "DMTA", "DGFN", "DynamicTransformerBlock", "DIRformer", "CPEN", "DenoiseMLP",
-    "IPRDiffusion", "DiffIRS1", "DiffIRS2", "diffusion_schedule", "init_s2_from_s1", "S2InitReport",
+    "IPRDiffusion", "DiffIRS1", "DiffIRS2", "diffusion_schedule",
 ]
 
 #: The reference training configs (``network_g`` of the yml files).
@@ -159,8 +158,18 @@ class DMTA(Attention):
     IPR-modulated input (``kernel.0`` = Linear(ipr_dim, 2C), no bias)."""
 
     def __init__(self, dim: int, num_heads: int, bias: bool, ipr_dim: int = 256):
-        super().__init__(dim, num_heads, bias)
+        # Not ``Attention.__init__``: the reference creates the modulation
+        # ``kernel`` between the temperature and the convolutions, and both the
+        # order of ``parameters()`` (optimizer states) and what a seed draws
+        # for each tensor follow the creation order. Names and shapes are
+        # Attention's, so its ``forward`` is reused unchanged.
+        nn.Module.__init__(self)
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.kernel = nn.Sequential(nn.Linear(ipr_dim, dim * 2, bias=False))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor, ipr: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(modulate(x, self.kernel, ipr))
@@ -597,108 +606,3 @@ class DiffIRS2(_DiffIRBase):
         self._check_ipr(ipr_target, lq.shape[0], "ipr_target")
         ipr, _ = self.diffusion(lq_p, ipr_target, generator)
         return crop_to(self.G(lq_p, ipr), size, self.scale), ipr
-
-
-# --------------------------------------------------------------------------- stage 1 -> stage 2
-
-@dataclasses.dataclass
-class S2InitReport:
-    """What :func:`init_s2_from_s1` copied and what it left alone."""
-
-    source: str
-    copied: list[str]
-    #: stage-1 keys that have no stage-2 counterpart (the GT-seeing CPEN ``E.*``)
-    not_transferred: list[str]
-    #: stage-2 parameters left at their fresh initialisation, one name per tensor
-    newly_initialised: list[str]
-    #: the same tensors under their second state_dict name (``diffusion.model.*``/``diffusion.condition.*``)
-    aliases: list[str]
-    #: schedule buffers, computed from the betas (not learned)
-    schedule_buffers: list[str]
-
-    def __str__(self) -> str:
-        groups: dict[str, int] = {}
-        for k in self.newly_initialised:
-            groups[k.split(".")[0] + ".*"] = groups.get(k.split(".")[0] + ".*", 0) + 1
-        fresh = ", ".join(f"{g} ({n})" for g, n in groups.items())
-        return (f"init_s2_from_s1: copied {len(self.copied)} G.* tensors from {self.source}; "
-                f"newly initialised: {fresh} (also listed as {len(self.aliases)} diffusion.model.*/"
-                f"diffusion.condition.* keys); {len(self.schedule_buffers)} diffusion schedule buffers from the "
-                f"betas; not transferred from stage 1: {len(self.not_transferred)} E.* tensors (the stage-1 CPEN, "
-                f"which sees the ground truth; keep it as the frozen teacher)")
-
-
-def _read_s1_state_dict(src: Any) -> tuple[dict[str, torch.Tensor], str]:
-    from restore_lib.models import canonicalize_state_dict, read_checkpoint_file
-
-    if isinstance(src, nn.Module):
-        return dict(src.state_dict()), f"<{type(src).__name__} module>"
-    if isinstance(src, (str, os.PathLike)):
-        sd, _, _ = canonicalize_state_dict(read_checkpoint_file(src))
-        return sd, str(src)
-    if isinstance(src, Mapping):
-        sd, _, _ = canonicalize_state_dict(src)
-        return sd, "<state_dict>"
-    raise TypeError(f"init_s2_from_s1: expected a state_dict, a checkpoint path or a DiffIRS1 module, "
-                    f"got {type(src).__name__}")
-
-
-def init_s2_from_s1(s2_model: DiffIRS2, s1_state_dict_or_path: Any, verbose: bool = True) -> S2InitReport:
-    """Initialise a stage-2 model from a stage-1 checkpoint.
-
-    What the reference does: ``train_DiffIRS2*.yml`` loads the stage-1
-    ``params_ema`` into DiffIRS2 with ``strict_load_g: False``, which copies
-    the keys whose names exist in both. Those are exactly the DIRformer's
-    ``G.*`` keys (504 for deblurring, 499 for x4 SR): the stage-1 CPEN is
-    named ``E.*`` while the stage-2 one is ``condition.*``, and its first conv
-    differs anyway (it sees LQ+GT, 96 or 51 input channels, against 48 or 3).
-    So CPEN_S2 and the denoiser start from scratch and the stage-1 CPEN only
-    serves as the frozen teacher.
-
-    This function copies exactly that list, explicitly: every ``G.*`` key of
-    ``s2_model``. ``s1_state_dict_or_path`` is a state_dict (bare or wrapped,
-    e.g. ``{"params_ema": sd}``), a checkpoint path, or a DiffIRS1 module. It
-    raises :class:`restore_lib.models.CheckpointError`, before copying
-    anything, when a ``G.*`` key is missing on either side, a shape differs,
-    or the source has keys other than ``G.*``/``E.*`` (not a stage-1 model).
-    Returns (and with ``verbose`` prints) an :class:`S2InitReport`.
-    """
-    from restore_lib.models import CheckpointError
-
-    if not isinstance(s2_model, DiffIRS2):
-        raise TypeError(f"init_s2_from_s1: s2_model must be a DiffIRS2, got {type(s2_model).__name__}")
-    sd, source = _read_s1_state_dict(s1_state_dict_or_path)
-    target = s2_model.state_dict(keep_vars=True)
-
-    foreign = sorted(k for k in sd if not k.startswith(("G.", "E.")))
-    want = [k for k in target if k.startswith("G.")]
-    have = {k for k in sd if k.startswith("G.")}
-    missing = [k for k in want if k not in have]
-    extra = sorted(have - set(want))
-    shapes = [f"{k} {tuple(sd[k].shape)} vs stage 2 {tuple(target[k].shape)}"
-              for k in want if k in have and sd[k].shape != target[k].shape]
-    problems = []
-    for label, keys in (("keys that are not G.*/E.* (not a DiffIRS1 state_dict?)", foreign),
-                        ("G.* keys missing from the stage-1 checkpoint", missing),
-                        ("G.* keys unknown to the stage-2 model", extra), ("shape mismatches", shapes)):
-        if keys:
-            shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
-            problems.append(f"{label} ({len(keys)}): {shown}")
-    if problems:
-        raise CheckpointError(f"{source}: cannot initialise DiffIRS2 from it; " + "; ".join(problems))
-
-    with torch.no_grad():
-        for k in want:
-            target[k].copy_(sd[k])
-
-    buffers = {f"diffusion.{name}" for name, _ in s2_model.diffusion.named_buffers(recurse=False)}
-    unique = {id(t): k for k, t in reversed(list(target.items()))}  # first name of each tensor
-    rest = [k for k in target if not k.startswith("G.") and k not in buffers]
-    report = S2InitReport(
-        source=source, copied=want, not_transferred=sorted(k for k in sd if k.startswith("E.")),
-        newly_initialised=[k for k in rest if unique[id(target[k])] == k],
-        aliases=[k for k in rest if unique[id(target[k])] != k],
-        schedule_buffers=[k for k in target if k in buffers])
-    if verbose:
-        print(report)
-    return report

@@ -254,6 +254,20 @@ def _stage(n: int, chan: int, **block_cfg) -> nn.Sequential:
     return nn.Sequential(*[NAFBlock(chan, **block_cfg) for _ in range(n)])
 
 
+def _presets(**width64) -> dict[str, dict]:
+    """The named configurations shared by NAFNet and the Baseline; ``width64``
+    holds what the width-64 configs add (the Baseline's ``dw_expand=2``)."""
+    return {
+        "default": {},
+        "width64": {"width": 64, **width64},
+        "sidd_width32": {"enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12, "dec_blk_nums": (2, 2, 2, 2)},
+        "sidd_width64": {"width": 64, **width64, "enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12,
+                         "dec_blk_nums": (2, 2, 2, 2)},
+        # CPU profile: 4 levels, one block each
+        "small": {"width": 16, "enc_blk_nums": (1, 1, 1, 1), "middle_blk_num": 1, "dec_blk_nums": (1, 1, 1, 1)},
+    }
+
+
 class NAFNet(nn.Module):
     """NAFNet U-Net (reference ``NAFNet``; ``tlsc=True`` gives ``NAFNetLocal``).
 
@@ -264,15 +278,7 @@ class NAFNet(nn.Module):
 
     scale = 1
     size_multiple = 16
-    PRESETS = {
-        "default": {},
-        "width64": {"width": 64},
-        "sidd_width32": {"enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12, "dec_blk_nums": (2, 2, 2, 2)},
-        "sidd_width64": {"width": 64, "enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12,
-                         "dec_blk_nums": (2, 2, 2, 2)},
-        # CPU profile: 4 levels, one block each
-        "small": {"width": 16, "enc_blk_nums": (1, 1, 1, 1), "middle_blk_num": 1, "dec_blk_nums": (1, 1, 1, 1)},
-    }
+    PRESETS = _presets()
 
     def __init__(self, img_channel: int = 3, width: int = 32, middle_blk_num: int = 1,
                  enc_blk_nums: Sequence[int] = (1, 1, 1, 28), dec_blk_nums: Sequence[int] = (1, 1, 1, 1),
@@ -363,21 +369,8 @@ class NAFNetBaseline(NAFNet):
     parameters, 736 keys. The width-64 configs use ``dw_expand=2``.
     """
 
-    PRESETS = {
-        "default": {},
-        "width64": {"width": 64, "dw_expand": 2},
-        "sidd_width32": {"enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12, "dec_blk_nums": (2, 2, 2, 2)},
-        "sidd_width64": {"width": 64, "dw_expand": 2, "enc_blk_nums": (2, 2, 4, 8), "middle_blk_num": 12,
-                         "dec_blk_nums": (2, 2, 2, 2)},
-        "small": {"width": 16, "enc_blk_nums": (1, 1, 1, 1), "middle_blk_num": 1, "dec_blk_nums": (1, 1, 1, 1)},
-    }
+    PRESETS = _presets(dw_expand=2)
 
-    def __init__(self, img_channel: int = 3, width: int = 32, middle_blk_num: int = 1,
-                 enc_blk_nums: Sequence[int] = (1, 1, 1, 28), dec_blk_nums: Sequence[int] = (1, 1, 1, 1),
-                 dw_expand: int = 1, ffn_expand: int = 2, gate: str = "gelu", attention: str = "ca",
-                 drop_out_rate: float = 0.0, tlsc: bool = False,
-                 train_size: Sequence[int] = (256, 256)):
-        super().__init__(img_channel=img_channel, width=width, middle_blk_num=middle_blk_num,
-                         enc_blk_nums=enc_blk_nums, dec_blk_nums=dec_blk_nums, dw_expand=dw_expand,
-                         ffn_expand=ffn_expand, gate=gate, attention=attention, drop_out_rate=drop_out_rate,
-                         tlsc=tlsc, train_size=train_size)
+    def __init__(self, *, dw_expand: int = 1, gate: str = "gelu", attention: str = "ca", **config):
+        """Only the Baseline's own defaults differ; every other keyword is :class:`NAFNet`'s."""
+        super().__init__(dw_expand=dw_expand, gate=gate, attention=attention, **config)

@@ -66,7 +66,7 @@ What is our reconstruction
 
 Checkpoints from the released training script are saved as
 ``{"model_state_dict": ..., "optimizer_state_dict": ..., ...}``;
-``restore_lib.models.load_checkpoint`` finds the ``model_state_dict`` key.
+``restore_lib.checkpoints.load_checkpoint`` finds the ``model_state_dict`` key.
 """
 from __future__ import annotations
 

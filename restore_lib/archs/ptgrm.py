@@ -216,13 +216,56 @@ class PTGRM(nn.Module):
         emb = 4 * nf  # width of the mapped prior T(g)
         pos = nf if position_embedding else 0
 
-        # R_e: encoder to H/4
-        self.r1 = nn.Conv2d(6, nf, 3, 1, 1, bias=False)
-        self.r1norm = nn.InstanceNorm2d(nf, affine=True)
-        self.r2 = nn.Conv2d(nf, nf, 3, 2, 1, bias=False)
-        self.r2norm = nn.InstanceNorm2d(nf, affine=True)
-        self.r22 = nn.Conv2d(nf, nf, 3, 2, 1, bias=False)
+        # Creation order = the reference ``refinement2.__init__``: it fixes the
+        # order of ``parameters()`` (optimizer states) and what a seed draws for
+        # each tensor. Parts an ablation switches off are skipped in place; the
+        # ablation-only parts (prior by concatenation, plain blocks) come last.
+        learned_mask = sve and sve_mask == "learned"
+        csa = channel_attention or spatial_attention
+        kk = nf * kernel_size * kernel_size
 
+        # R_d's last convs
+        self.conv_last2 = nn.Conv2d(nf, nf, 3, 1, 1, bias=True)
+        self.conv_last3 = nn.Conv2d(nf, 3 if output_mode == "code" else 6, 3, 1, 1, bias=True)
+        # T_m(g) (PTG-SVE) and T_c(g) (PTG-CSA)
+        if learned_mask:
+            self.mapp_space1, self.mapp_space2 = _prior_mlp(prior_dim, emb)
+        if csa:
+            self.mapp_space11, self.mapp_space22 = _prior_mlp(prior_dim, emb)
+        # S_m (PTG-SVE) and S_c (PTG-CSA, spatial branch)
+        if learned_mask and position_embedding:
+            self.mapp_position1, self.mapp_position2 = _position_convs(nf)
+        if spatial_attention and position_embedding:
+            self.mapp_position11, self.mapp_position22 = _position_convs(nf)
+        # PTG-CSA: R_c, then R_p and R_o, then R_f
+        if channel_attention:
+            self.mapping11 = nn.Linear(nf + emb, nf, bias=False)
+            self.mapping12 = nn.Linear(nf, nf, bias=False)
+        if spatial_attention:
+            self.mapp11 = nn.Conv2d(nf + emb + pos, kk, 3, 1, 1, bias=False)
+            self.mapp12 = nn.Conv2d(kk, kk, 3, 1, 1, bias=False)
+            self.mapp1 = nn.Conv2d(nf, 1, 3, 1, 1, bias=False)
+        if csa:
+            self.refine11 = nn.Conv2d(2 * nf, nf, 1, 1, 0, bias=False)
+        # R_e's convs (encoder to H/4), R_d's upsampling convs, R_e's norms
+        self.r1 = nn.Conv2d(6, nf, 3, 1, 1, bias=False)
+        self.r2 = nn.Conv2d(nf, nf, 3, 2, 1, bias=False)
+        self.r22 = nn.Conv2d(nf, nf, 3, 2, 1, bias=False)
+        self.r1_decoder = nn.Conv2d(nf, nf * 4, 3, 1, 1, bias=False)
+        self.r2_decoder = nn.Conv2d(nf, nf * 4, 3, 1, 1, bias=False)
+        self.pixel_shuffle = nn.PixelShuffle(2)
+        self.r1norm = nn.InstanceNorm2d(nf, affine=True)
+        self.r2norm = nn.InstanceNorm2d(nf, affine=True)
+        # PTG-SVE: R_m, R_l, R_s
+        if learned_mask:
+            self.r1_mask = nn.Conv2d(nf + emb + pos, nf, 3, 1, 1, bias=False)
+            self.r2_mask = nn.Conv2d(nf, 1, 3, 1, 1, bias=False)
+        if sve:
+            self.transformer = nn.Sequential(*[TransformerBlock(nf, heads, ffn_expansion_factor, bias, LayerNorm_type)
+                                               for _ in range(num_blocks)])
+            self.resnet = ResidualBlock_noBN(nf)
+
+        # ablation-only parts (not in the reference)
         if prior_concat == "1d":
             self.cat_mapp1, self.cat_mapp2 = _prior_mlp(prior_dim, emb)
         elif prior_concat == "2d":
@@ -235,40 +278,6 @@ class PTGRM(nn.Module):
                 blocks += [ResidualBlock_noBN(nf),
                            TransformerBlock(nf, heads, ffn_expansion_factor, bias, LayerNorm_type)]
             self.plain = nn.Sequential(*blocks)
-
-        # PTG-SVE
-        if sve:
-            if sve_mask == "learned":
-                self.mapp_space1, self.mapp_space2 = _prior_mlp(prior_dim, emb)
-                if position_embedding:
-                    self.mapp_position1, self.mapp_position2 = _position_convs(nf)
-                self.r1_mask = nn.Conv2d(nf + emb + pos, nf, 3, 1, 1, bias=False)
-                self.r2_mask = nn.Conv2d(nf, 1, 3, 1, 1, bias=False)
-            self.transformer = nn.Sequential(*[TransformerBlock(nf, heads, ffn_expansion_factor, bias, LayerNorm_type)
-                                               for _ in range(num_blocks)])
-            self.resnet = ResidualBlock_noBN(nf)
-
-        # PTG-CSA
-        if channel_attention or spatial_attention:
-            self.mapp_space11, self.mapp_space22 = _prior_mlp(prior_dim, emb)
-            self.refine11 = nn.Conv2d(2 * nf, nf, 1, 1, 0, bias=False)
-        if channel_attention:
-            self.mapping11 = nn.Linear(nf + emb, nf, bias=False)
-            self.mapping12 = nn.Linear(nf, nf, bias=False)
-        if spatial_attention:
-            if position_embedding:
-                self.mapp_position11, self.mapp_position22 = _position_convs(nf)
-            kk = nf * kernel_size * kernel_size
-            self.mapp11 = nn.Conv2d(nf + emb + pos, kk, 3, 1, 1, bias=False)
-            self.mapp12 = nn.Conv2d(kk, kk, 3, 1, 1, bias=False)
-            self.mapp1 = nn.Conv2d(nf, 1, 3, 1, 1, bias=False)
-
-        # R_d: decoder back to H
-        self.r1_decoder = nn.Conv2d(nf, nf * 4, 3, 1, 1, bias=False)
-        self.r2_decoder = nn.Conv2d(nf, nf * 4, 3, 1, 1, bias=False)
-        self.pixel_shuffle = nn.PixelShuffle(2)
-        self.conv_last2 = nn.Conv2d(nf, nf, 3, 1, 1, bias=True)
-        self.conv_last3 = nn.Conv2d(nf, 3 if output_mode == "code" else 6, 3, 1, 1, bias=True)
 
     @staticmethod
     def _check_config(prior_dim, nf, kernel_size, sve, sve_mask, channel_attention, spatial_attention,

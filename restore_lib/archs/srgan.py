@@ -28,7 +28,7 @@ therefore the tutorial's, unchanged.
 
 Checkpoints. The tutorial pickles whole modules (``torch.save({'model':
 srresnet})``, ``{'generator': ..., 'discriminator': ...}``), which
-``restore_lib.models.load_checkpoint`` refuses by design (it reads with
+``restore_lib.checkpoints.load_checkpoint`` refuses by design (it reads with
 ``weights_only=True``). Re-save them as state_dicts once, in the tutorial's own
 environment, e.g. ``torch.save(torch.load(path, weights_only=False)['model']
 .state_dict(), 'srresnet.pth')``. The SRGAN ``Generator`` wraps SRResNet as

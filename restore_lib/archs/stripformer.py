@@ -6,7 +6,7 @@ Written from the paper and checked against the reference implementation
 default configuration has the same parameter count (19,708,611), the same 370
 state_dict keys and the same key names: the released checkpoints (raw
 state_dicts, possibly with the ``module.`` prefix of ``nn.DataParallel``) load
-strictly through :func:`restore_lib.models.load_checkpoint`.
+strictly through :func:`restore_lib.checkpoints.load_checkpoint`.
 
 Upstream licence: MIT-style text restricted to non-commercial use (plus the
 DeblurGANv2 BSD licence); see LICENSES/.

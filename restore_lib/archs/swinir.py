@@ -48,7 +48,7 @@ and cached). Consequences:
   built with the same ``img_size`` (48 for the DIV2K classical models, 64 for
   DF2K and lightweight ones); otherwise ``load_checkpoint`` raises
   ``CheckpointError`` listing the ``attn_mask`` shape mismatches;
-* :func:`load_swinir_checkpoint` loads such a checkpoint anyway: it checks
+* :func:`restore_lib.checkpoints.load_swinir_checkpoint` loads such a checkpoint anyway: it checks
   every other tensor strictly and replaces the ``attn_mask`` entries by the
   model's own (they are a deterministic function of img_size, window and
   shift, so nothing learned is lost and outputs are identical).
@@ -74,7 +74,7 @@ import torch.nn.functional as F
 
 from ._common import attention, crop_to, pad_to_multiple
 
-__all__ = ["SwinIR", "shift_window_mask", "paper_param_count", "load_swinir_checkpoint", "adapt_attn_masks"]
+__all__ = ["SwinIR", "shift_window_mask", "paper_param_count", "adapt_attn_masks"]
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
@@ -363,7 +363,7 @@ class SwinIR(nn.Module):
     scale = 4
     size_multiple = 8
     CHECKPOINT_HINT = ("; for SwinIR, attn_mask buffers depend on img_size: load checkpoints trained with another "
-                       "img_size via restore_lib.archs.swinir.load_swinir_checkpoint")
+                       "img_size via restore_lib.checkpoints.load_swinir_checkpoint")
     PRESETS = {
         "default": {},
         "classical_x2": {"upscale": 2},  # 001_classicalSR_DIV2K_s48w8_SwinIR-M_x2
@@ -490,31 +490,3 @@ def adapt_attn_masks(state_dict: dict[str, torch.Tensor], model: SwinIR) -> tupl
                       if k not in own or k not in state_dict or state_dict[k].shape != own[k].shape)
     out.update(own)
     return out, replaced
-
-
-def load_swinir_checkpoint(model: SwinIR, path, *, key: str | None = None):
-    """Load a SwinIR checkpoint trained with any ``img_size``.
-
-    Like :func:`restore_lib.models.load_checkpoint` (same unwrapping of
-    ``params``/``params_ema``/... and prefixes, strict), except that the
-    img_size-dependent ``attn_mask`` buffers are taken from ``model`` (see
-    :func:`adapt_attn_masks`). Any other missing, unexpected or mis-shaped
-    tensor raises ``CheckpointError`` naming the file and the keys. Returns a
-    ``LoadReport``.
-    """
-    from restore_lib.models import CheckpointError, LoadReport, canonicalize_state_dict, read_checkpoint_file
-
-    target = model.state_dict()
-    sd, used, stripped = canonicalize_state_dict(read_checkpoint_file(path), set(target), key=key)
-    n_tensors = len(sd)
-    sd, _ = adapt_attn_masks(sd, model)
-    missing = sorted(set(target) - set(sd))
-    unexpected = sorted(set(sd) - set(target))
-    mismatched = sorted(f"{k} {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
-                        for k in set(sd) & set(target) if sd[k].shape != target[k].shape)
-    if missing or unexpected or mismatched:
-        raise CheckpointError(
-            f"{path}: SwinIR checkpoint does not match the model (attn_mask buffers already adapted); "
-            f"missing keys: {missing[:12]}; unexpected keys: {unexpected[:12]}; shape mismatches: {mismatched[:12]}")
-    model.load_state_dict(sd, strict=True)
-    return LoadReport(str(path), used, stripped, n_tensors)

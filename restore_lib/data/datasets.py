@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -38,7 +37,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from ..utils import atomic_path
+from .io import IMAGE_EXTENSIONS, ImageReadError, read_image, to_tensor
 
 __all__ = [
     "DatasetError", "MissingPairError", "PairSizeError", "EmptyDatasetError", "PatchSizeError",
@@ -102,8 +102,14 @@ def list_images(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EmptyDatasetError(f"{folder}: folder not found")
-    names = [p.name for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    names = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if not p.is_file():   # a broken or looping link, or a folder named like an image: never drop it silently
+            what = "a broken or looping symbolic link" if p.is_symlink() else "not a file"
+            raise DatasetError(f"{p}: {what}; fix or remove it")
+        names.append(p.name)
     return sorted(names, key=_natural_key)
 
 
@@ -168,6 +174,8 @@ def _image_hw(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: too many pixels to decode safely ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: corrupt or unreadable image ({e})") from e
     return h, w
@@ -189,12 +197,6 @@ def _as_hw(v, name: str) -> tuple[int, int] | None:
     if len(v) != 2 or min(v) < 1:
         raise PatchSizeError(f"{name} must be a positive int or (h, w), got {v}")
     return v
-
-
-def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """HWC uint8 / float array -> CHW float32 tensor in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 
 def _compact(img: np.ndarray) -> np.ndarray:
@@ -280,7 +282,7 @@ class PairedDataset(torch.utils.data.Dataset):
         self._check_sizes(self._where(index), lq.shape[:2], gt.shape[:2])
         np_rng, torch_rng = item_generators(self.seed, self.epoch, index)
         lq, gt = self._crop(lq, gt, np_rng)
-        lq_t, gt_t = _to_tensor(lq), _to_tensor(gt)
+        lq_t, gt_t = to_tensor(lq), to_tensor(gt)
         if self.augment is not None:
             lq_t, gt_t = self.augment(lq_t, gt_t, torch_rng)
             lq_t, gt_t = lq_t.contiguous(), gt_t.contiguous()
@@ -484,15 +486,8 @@ def save_npz_patches(path: str | os.PathLike, lq, gt, *, compress: bool = False)
     path = Path(path)
     lq, gt = (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a) for a in (lq, gt))
     _validate_npz_arrays(lq, gt, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, lq=lq, gt=gt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, lq=lq, gt=gt)
     return path
 
 

@@ -42,9 +42,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .datasets import (EmptyDatasetError, HW4_NAME_MAP, MissingPairError, _compact, _to_tensor, list_images,
+from .datasets import (EmptyDatasetError, HW4_NAME_MAP, MissingPairError, _compact, list_images,
                        pair_files)
-from .io import read_image
+from .io import read_image, to_tensor
+from .pairs import load_pairs
 
 __all__ = ["ImageFolder", "load_images", "degradation_type", "load_typed_pairs", "split_by_image",
            "has_clean", "HW4_TYPES", "UnknownTypeError", "AllInOneData", "load_all_in_one", "EMBEDDED_RAIN_SNOW"]
@@ -87,7 +88,7 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = range(len(self))[index]
-        return {"lq": _to_tensor(self.array(index)), "name": self.names[index]}
+        return {"lq": to_tensor(self.array(index)), "name": self.names[index]}
 
 
 def load_images(folder: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
@@ -219,8 +220,6 @@ def load_all_in_one(data_root: str | os.PathLike | None = None, *, tasks: Sequen
       submission set is ``test/degraded``.
     """
     if data_root is None:
-        from ..experiment import load_pairs
-
         splits = {s: [(t, f"{t}-{n}.png", lq, gt) for t in tasks for n, lq, gt in load_pairs(t, s)]
                   for s in ("train", "val", "test")}
         return AllInOneData(types=list(tasks), train=splits["train"], val=splits["val"], eval=splits["test"],

@@ -8,7 +8,7 @@ committed run: tests/test_claims.py checks all of them.
 
 How far a re-run may drift from the committed numbers is not chosen by hand:
 it is ``max(3 sigma, floor)``, sigma being the metric's standard deviation over
-the recorded seeds (``restore_lib.results.seed_spread``) and the floor the
+the recorded seeds (``restore_lib.course.results.seed_spread``) and the floor the
 rounding-level noise of its kind (:data:`FLOORS`), so that a metric that did
 not move across seeds (a parameter count, a check that is exact by
 construction) must reproduce to that level.
@@ -20,7 +20,7 @@ on the fresh re-run that ``make test`` makes with nbval
 import importlib
 import pkgutil
 
-from restore_lib.results import seed_spread
+from restore_lib.course.results import seed_spread
 
 #: sigmas of the seed spread a re-run may move
 SIGMAS = 3.0

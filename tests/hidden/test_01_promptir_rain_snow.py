@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from restore_lib import metrics
-from restore_lib.assignments import run_student_cells, student_notebook
+from restore_lib.course.assignments import run_student_cells, student_notebook
 from restore_lib.data.patches import extract_patches, stitch_patches
 
 NOTEBOOK = "01_promptir_rain_snow"

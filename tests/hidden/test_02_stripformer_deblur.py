@@ -5,7 +5,7 @@ import torch
 
 from restore_lib.archs.stripformer import (IntraStripBlock, from_horizontal_strips, from_vertical_strips,
                                           to_horizontal_strips, to_vertical_strips)
-from restore_lib.assignments import run_student_cells, student_notebook
+from restore_lib.course.assignments import run_student_cells, student_notebook
 from restore_lib.losses import CharbonnierLoss, EdgeLoss
 
 NOTEBOOK = "02_stripformer_deblur"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from restore_lib.archs.nafnet import NAFBlock, SimpleGate
-from restore_lib.assignments import run_student_cells, student_notebook
+from restore_lib.course.assignments import run_student_cells, student_notebook
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from restore_lib.archs.diffir import diffusion_schedule
-from restore_lib.assignments import run_student_cells, student_notebook
+from restore_lib.course.assignments import run_student_cells, student_notebook
 from restore_lib.models import build_model
 
 

@@ -1,12 +1,12 @@
 """Hidden test for notebook 05's exercise: the PTG-RM output formula
 (``ptgrm_fuse``) against restore_lib's implementation (PTGRM's decoder output
-captured with a hook, and restore_lib.ptgrm_training.fuse)."""
+captured with a hook, and restore_lib.recipes.ptgrm.fuse)."""
 import pytest
 import torch
 
 from restore_lib.archs.ptgrm import PTGRM
-from restore_lib.assignments import run_student_cells, student_notebook
-from restore_lib.ptgrm_training import fuse
+from restore_lib.course.assignments import run_student_cells, student_notebook
+from restore_lib.recipes.ptgrm import fuse
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from restore_lib.reproduce import results_dir_for
-from restore_lib.results import load_metrics
+from restore_lib.course.reproduce import results_dir_for
+from restore_lib.course.results import load_metrics
 
 from claims import claim_modules, tolerance_for
 

@@ -6,14 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from restore_lib import experiment as ex
-from restore_lib.archs.diffir import init_s2_from_s1
+from restore_lib.checkpoints import CheckpointError
 from restore_lib.data.datasets import MemoryPairs
-from restore_lib.diffir_training import (DiffIRStage1Trainer, DiffIRStage2Trainer, IPRTracker, NoPriorDIRformer,
-                                         evaluate_methods, ipr_distance, method_table, per_image_table,
-                                         state_fingerprint)
+from restore_lib.data.io import to_tensor
 from restore_lib.metrics import RGB, SR_Y
-from restore_lib.models import CheckpointError, build_model, count_parameters
+from restore_lib.models import build_model, count_parameters
+from restore_lib.recipes.diffir import (DiffIRStage1Trainer, DiffIRStage2Trainer, IPRTracker, NoPriorDIRformer,
+                                        init_s2_from_s1, ipr_distance, state_fingerprint)
 from restore_lib.train import TrainConfig
 
 TINY = dict(dim=8, n_feats=4)
@@ -241,7 +240,7 @@ def test_tracker_measures_the_seeded_sample_against_the_teacher():
     with torch.no_grad():
         preds, targets = [], []
         for _, lq, gt in pairs:
-            lq, gt = ex.to_tensor(lq)[None], ex.to_tensor(gt)[None]
+            lq, gt = to_tensor(lq)[None], to_tensor(gt)[None]
             preds.append(s2.sample_ipr(lq, generator=4))
             targets.append(s1.encode(lq, gt))
     want = ipr_distance(torch.cat(preds), torch.cat(targets))
@@ -257,36 +256,3 @@ def test_tracker_measures_the_seeded_sample_against_the_teacher():
         IPRTracker(s1, pairs, seed=5).load_state_dict(tracker.state_dict())
 
 
-# --------------------------------------------------------------------------- evaluation
-
-def test_evaluate_methods_identity_rows_match_experiment_evaluate():
-    pairs = _pairs(3, size=32, scale=4, seed=2)
-    spec = SR_Y(4)
-    df = evaluate_methods({"bicubic": None, "flat": lambda lq, gt: torch.full_like(gt, 0.5)}, pairs, spec, scale=4)
-    ref = ex.evaluate(None, pairs, spec, scale=4)
-    got = df[df["method"] == "bicubic"].reset_index(drop=True)
-    np.testing.assert_allclose(got["psnr"], ref["psnr"])
-    np.testing.assert_allclose(got["ssim"], ref["ssim"])
-    flat = df[df["method"] == "flat"]
-    for (_, lq, gt), p in zip(pairs, flat["psnr"]):
-        assert p == pytest.approx(spec.evaluate(torch.full((1, 3, 32, 32), 0.5), ex.to_tensor(gt)[None])["psnr"])
-    with pytest.raises(ValueError, match="output"):
-        evaluate_methods({"wrong": lambda lq, gt: lq}, pairs, spec, scale=4)
-
-
-def test_method_table_and_per_image_table():
-    df = pd.DataFrame([
-        {"image": "a", "method": "input", "psnr": 20.0, "ssim": 0.5},
-        {"image": "b", "method": "input", "psnr": 30.0, "ssim": 0.7},
-        {"image": "a", "method": "model", "psnr": 21.0, "ssim": 0.6},
-        {"image": "b", "method": "model", "psnr": 29.5, "ssim": 0.8},
-    ])
-    t = method_table(df)
-    assert list(t["method"]) == ["input", "model"]
-    row = t.set_index("method").loc["model"]
-    assert row["PSNR"] == pytest.approx(25.25) and row["SSIM"] == pytest.approx(0.7)
-    assert row["ΔPSNR"] == pytest.approx(0.25) and row["images better"] == 1
-    wide = per_image_table(df)
-    assert list(wide.columns) == ["image", "input", "model"] and wide["model"].tolist() == [21.0, 29.5]
-    with pytest.raises(KeyError):
-        method_table(df, reference="nope")

@@ -1,4 +1,4 @@
-"""restore_lib.sr_training: FSRCNN's Y wrapper and loss, SRGAN's adversarial
+"""restore_lib.recipes.srgan: FSRCNN's Y wrapper and loss, SRGAN's adversarial
 phase (updates, logs, exact resume) and the SR evaluation helpers."""
 import math
 
@@ -8,13 +8,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from restore_lib import experiment as ex
 from restore_lib.data.datasets import MemoryPairs
 from restore_lib.data.imresize import imresize
 from restore_lib.metrics import RGB, SR_Y
 from restore_lib.models import build_model
-from restore_lib.sr_training import (SRGANTrainer, YChannelSR, comparison_table, discriminator_loss,
-                                     evaluate_sr_methods, per_image_table, sr_val_fn, subset_table,
+from restore_lib.data.io import to_tensor
+from restore_lib.evaluate import evaluate, method_table, per_image_table, subset_table
+from restore_lib.recipes.srgan import (SRGANTrainer, YChannelSR, discriminator_loss,
                                      y_channel_loss, y_model_forward)
 from restore_lib.train import TrainConfig, Trainer
 
@@ -81,7 +81,7 @@ def test_fsrcnn_trains_on_y_and_its_rgb_output_keeps_bicubic_chroma():
     before = [p.detach().clone() for p in wrapper.parameters()]
     Trainer(wrapper, ds, y_channel_loss(), cfg, device="cpu", progress=False).fit()
     assert any(not torch.equal(a, b) for a, b in zip(before, wrapper.parameters()))
-    lq = ex.to_tensor(pairs[0][1])[None]
+    lq = to_tensor(pairs[0][1])[None]
     with torch.no_grad():
         rgb = y_model_forward(wrapper, lq)
         y = wrapper(lq).clamp(0, 1)
@@ -166,14 +166,11 @@ def test_srgan_default_loss_is_the_srgan_objective(tmp_path):
 
 # --------------------------------------------------------------------------- evaluation
 
-def test_evaluate_methods_baseline_matches_experiment_evaluate():
+def test_evaluate_matches_a_skimage_oracle_on_the_sr_y_protocol():
     pairs = _sr_pairs(3, 10, 12)
     spec = SR_Y(4)
-    df = evaluate_sr_methods({"bicubic": None, "nearest": lambda x: F.interpolate(x, scale_factor=4)}, pairs,
-                             spec, scale=4)
-    ref = ex.evaluate(None, pairs, spec, scale=4)
-    np.testing.assert_allclose(df[df.method == "bicubic"]["psnr"].to_numpy(), ref["psnr"].to_numpy(), atol=1e-9)
-    nearest = F.interpolate(ex.to_tensor(pairs[0][1])[None], scale_factor=4).clamp(0, 1)
+    df = evaluate({"bicubic": None, "nearest": lambda x: F.interpolate(x, scale_factor=4)}, pairs, spec, scale=4)
+    nearest = F.interpolate(to_tensor(pairs[0][1])[None], scale_factor=4).clamp(0, 1)
     # oracle: skimage PSNR on the explicit BT.601 Y, 8-bit quantised, border 4 cropped (the SR_Y protocol)
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -181,37 +178,28 @@ def test_evaluate_methods_baseline_matches_experiment_evaluate():
         return (torch.round(t * 255) / 255)
 
     py = _y_oracle(y8(nearest))[0, 0, 4:-4, 4:-4].double().numpy()
-    gy = _y_oracle(y8(ex.to_tensor(pairs[0][2])[None]))[0, 0, 4:-4, 4:-4].double().numpy()
+    gy = _y_oracle(y8(to_tensor(pairs[0][2])[None]))[0, 0, 4:-4, 4:-4].double().numpy()
     expected = peak_signal_noise_ratio(gy, py, data_range=1.0)
     assert abs(df[(df.method == "nearest") & (df.image == "img0")]["psnr"].item() - expected) < 1e-6
-    assert df["lpips"].isna().all()
+    assert "lpips" not in df  # no LPIPS model given
 
-    table = comparison_table(df, "bicubic", lpips_note="n/a (no trunk weights)")
+    table = method_table(df, "bicubic", lpips_note="n/a (no trunk weights)")
     assert list(table.columns) == ["method", "PSNR", "SSIM", "LPIPS", "ΔPSNR", "images better"]
     assert table.loc[0, "ΔPSNR"] == 0.0 and table.loc[0, "images better"] == 0
     assert (table["LPIPS"] == "n/a (no trunk weights)").all()
     d = table.set_index("method")
     assert abs(d.loc["nearest", "ΔPSNR"] - (d.loc["nearest", "PSNR"] - d.loc["bicubic", "PSNR"])) < 1e-12
     with pytest.raises(KeyError, match="unknown reference"):
-        comparison_table(df, "lanczos")
+        method_table(df, "lanczos")
 
     sub = subset_table(df, {"first two": ["img0", "img1"], "all": ["img0", "img1", "img2"]})
     assert sub.loc[0, "images"] == 2
-    assert abs(sub.loc[1, "bicubic PSNR"] - ref["psnr"].mean()) < 1e-9
+    assert abs(sub.loc[1, "bicubic PSNR"] - df[df.method == "bicubic"]["psnr"].mean()) < 1e-9
     wide = per_image_table(df)
     assert list(wide.columns) == ["image", "bicubic", "nearest"]
 
 
-def test_evaluate_methods_rejects_wrong_output_size():
+def test_evaluate_rejects_wrong_output_size():
     pairs = _sr_pairs(1, 6, 6)
     with pytest.raises(ValueError, match="ground truth"):
-        evaluate_sr_methods({"same size": lambda x: x}, pairs, RGB, scale=4)
-
-
-def test_val_fn_uses_the_forward_and_protocol():
-    pairs = _sr_pairs(2, 6, 8)
-    model = build_model("fsrcnn", "small")
-    got = sr_val_fn(pairs, SR_Y(4), scale=4, forward=y_model_forward)(model)
-    ref = ex.evaluate(model, pairs, SR_Y(4), scale=4, forward=y_model_forward)
-    assert abs(got["val_psnr"] - ref["psnr"].mean()) < 1e-9
-    assert abs(got["val_ssim"] - ref["ssim"].mean()) < 1e-9
+        evaluate({"same size": lambda x: x}, pairs, RGB, scale=4)

@@ -33,9 +33,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .utils import atomic_write_json, atomic_write_text, git_info, lib_hash, repo_root
+from ..utils import (MAX_JSON_BYTES, atomic_path, atomic_write_json, atomic_write_text, git_info, lib_hash, read_json,
+                     repo_root)
 
-#: set by ``restore_lib.reproduce`` to the repository's git state when a run of several notebooks
+#: set by ``restore_lib.course.reproduce`` to the repository's git state when a run of several notebooks
 #: *starts*, so that the results written by the first notebooks (tracked files) do not mark the
 #: later ones as run from a modified tree
 GIT_STATE_ENV = "RESTORE_GIT_STATE"
@@ -74,8 +75,9 @@ def git_state_pinned(root=None):
         os.environ.pop(GIT_STATE_ENV, None)
 
 __all__ = ["SCHEMA_VERSION", "MetricsSchemaError", "RunRecorder", "validate_metrics", "load_metrics",
-           "table_to_markdown", "resolve_out_dir", "runs_dir", "environment_provenance", "Spread", "SeedSpreadError",
-           "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path"]
+           "table_to_markdown", "resolve_out_dir", "environment_provenance", "Spread", "SeedSpreadError",
+           "seed_spread", "load_seed_spread", "summarize_seed_runs", "spread_path", "Difference", "paired_difference",
+           "headline_metrics", "render_seed_spread"]
 
 SCHEMA_VERSION = 1
 _REQUIRED = {"schema_version": int, "report": str, "title": str, "profile": str, "params": dict,
@@ -94,13 +96,6 @@ def resolve_out_dir(out_dir: str | os.PathLike, report: str) -> Path:
         return Path(out_dir)
     base = os.environ.get("RESTORE_RESULTS_DIR")
     return (Path(base) if base else repo_root() / "results") / report
-
-
-def runs_dir(report: str) -> Path:
-    """Where a notebook keeps checkpoints (git-ignored): ``$RESTORE_RUNS_DIR/<report>``
-    or ``<repo>/runs/<report>``."""
-    base = os.environ.get("RESTORE_RUNS_DIR")
-    return (Path(base) if base else repo_root() / "runs") / report
 
 
 def environment_provenance(device) -> dict:
@@ -134,13 +129,27 @@ def _jsonable(v: Any) -> Any:
 
 
 class RunRecorder:
-    """Collects what a notebook run produced and writes ``metrics.json`` plus
-    ``table.md`` atomically into ``out_dir``."""
+    """Collects what a notebook run produced and publishes it into ``out_dir``
+    only when the run succeeds.
+
+    Until :meth:`save`, ``rec.out_dir`` is a staging folder beside the final one
+    (``.<name>.staging``): figures and any file a notebook writes under
+    ``rec.out_dir`` land there, so a run that fails half-way leaves the
+    previous results as they were. :meth:`save` writes ``metrics.json`` and
+    ``table.md``, moves every staged file into the final folder (``metrics.json``
+    last; figures of the previous run that this run did not make are removed),
+    and points ``rec.out_dir`` at the final folder."""
 
     def __init__(self, report: str, title: str, *, params: dict, out_dir: str | os.PathLike, seed: int,
                  device, profile: str, protocol=None, data: dict | None = None):
+        import shutil
+
         self.report, self.title, self.profile = report, title, profile
-        self.out_dir = resolve_out_dir(out_dir, report)
+        self.final_dir = resolve_out_dir(out_dir, report)
+        self.out_dir = self.final_dir.parent / f".{self.final_dir.name}.staging"
+        if self.out_dir.exists():          # left by a run that failed: never published, safe to drop
+            shutil.rmtree(self.out_dir)
+        self.published = False
         self.params = _jsonable(dict(params))
         self.seed = seed
         self.device = device
@@ -201,10 +210,8 @@ class RunRecorder:
     def add_figure(self, fig, name: str, dpi: int = 100) -> Path:
         """Save a matplotlib figure under ``figures/<name>.png`` (and record it)."""
         path = self.out_dir / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         rel = str(path.relative_to(self.out_dir))
         if rel not in self.figures:
             self.figures.append(rel)
@@ -243,12 +250,32 @@ class RunRecorder:
         }
 
     def save(self) -> Path:
+        """Validate the record, then publish the staged run into the final folder;
+        returns the path of the published ``metrics.json``."""
+        import shutil
+
+        if self.published:
+            raise RuntimeError(f"{self.final_dir}: this run was already saved")
         obj = self.to_dict()
         validate_metrics(obj, "<in memory>")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = atomic_write_json(self.out_dir / "metrics.json", obj)
-        atomic_write_text(self.out_dir / "table.md", render_report(obj, heading_level=1))
-        return path
+        stage = self.out_dir
+        stage.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stage / "metrics.json", obj)
+        atomic_write_text(stage / "table.md", render_report(obj, heading_level=1))
+        staged = sorted(p for p in stage.rglob("*") if p.is_file() and p.name != "metrics.json")
+        for src in staged:
+            dst = self.final_dir / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        old_figures = self.final_dir / "figures"
+        if old_figures.is_dir():
+            for f in old_figures.iterdir():
+                if f.is_file() and f"figures/{f.name}" not in self.figures:
+                    f.unlink()
+        os.replace(stage / "metrics.json", self.final_dir / "metrics.json")
+        shutil.rmtree(stage)
+        self.out_dir, self.published = self.final_dir, True
+        return self.final_dir / "metrics.json"
 
 
 def _protocol_dict(protocol) -> dict:
@@ -281,6 +308,8 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
         problems += [f"provenance lacks {k!r}" for k in _PROVENANCE_KEYS if k not in prov]
         if isinstance(prov.get("data"), dict):
             problems += [f"provenance.data lacks {k!r}" for k in ("name", "hash", "split") if k not in prov["data"]]
+        elif "data" in prov:
+            problems.append(f"provenance.data must be an object, got {type(prov['data']).__name__}")
     proto = obj.get("protocol")
     if isinstance(proto, dict):
         problems += [f"protocol lacks {k!r}" for k in _PROTOCOL_KEYS if k not in proto]
@@ -301,26 +330,20 @@ def validate_metrics(obj: Any, source: str | os.PathLike = "metrics.json") -> di
             if not isinstance(r, list) or len(r) != len(cols):
                 problems.append(f"{where}.rows[{j}] has {len(r) if isinstance(r, list) else '?'} cells for "
                                 f"{len(cols)} columns")
-    for k, v in (obj.get("metrics") or {}).items():
+    for k, v in (obj.get("metrics") or {}).items() if isinstance(obj.get("metrics"), dict) else ():
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             problems.append(f"metrics[{k!r}] must be a number, got {type(v).__name__}")
+        elif isinstance(v, int) and abs(v) > 2 ** 63:
+            problems.append(f"metrics[{k!r}] is an integer too large to be a measurement")
     if problems:
         raise MetricsSchemaError(f"{source}: invalid metrics file: " + "; ".join(problems))
     return obj
 
 
-def load_metrics(path: str | os.PathLike) -> dict:
-    """Read and validate a metrics.json; errors name the file."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise MetricsSchemaError(f"{path}: file not found")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MetricsSchemaError(f"{path}: not valid JSON ({e})") from e
-    return validate_metrics(obj, path)
+def load_metrics(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """Read and validate a metrics.json; errors name the file (oversized, absurdly
+    nested or unreadable files included, see :func:`restore_lib.utils.read_json`)."""
+    return validate_metrics(read_json(path, MetricsSchemaError, max_bytes=max_bytes), Path(path))
 
 
 # ---------------------------------------------------------------------- rendering
@@ -495,3 +518,75 @@ def seed_spread(report: str, metric: str, profile: str = "smoke",
     if entry is None:
         raise SeedSpreadError(f"{spread_path(report, profile, root)}: no metric {metric!r}")
     return spread_of(metric, obj["seeds"], entry["values"])
+
+
+#: tables whose PSNR rows the seed-spread summary in results/README.md shows (rows labelled as an aggregate
+#: -- mean, average, all test photos -- where a table has them, else every row)
+HEADLINE_TABLES = ("main", "main_sr", "main_deblur", "sr", "deblur", "summary")
+AGGREGATE_ROWS = ("mean", "average", "all test photos")
+
+
+def headline_metrics(record: dict) -> list[str]:
+    """The metric keys of ``record`` the seed-spread summary shows: PSNR columns of the headline tables."""
+    keys = []
+    for t in record["tables"]:
+        if t["source"] != "ours" or t["id"] not in HEADLINE_TABLES:
+            continue
+        cols = [c for c in t["columns"] if c == "PSNR" or c.startswith("PSNR ")]
+        in_table = [k for k in record["metrics"] if k.startswith(t["id"] + "/") and any(k.endswith("/" + c) for c in cols)]
+        aggregate = [k for k in in_table if k.split("/")[1] in AGGREGATE_ROWS]
+        keys += aggregate or in_table
+    return keys
+
+
+def render_seed_spread(spread: dict, keys: Sequence[str], heading_level: int = 3) -> str:
+    """Markdown: each metric's value per seed, mean, standard deviation and range."""
+    seeds = spread["seeds"]
+    head = ["metric", *(f"seed {s}" for s in seeds), "mean", "std", "min–max"]
+    lines = [f"{'#' * heading_level} Seed spread ({len(seeds)} seeds: {', '.join(map(str, seeds))})", "",
+             "Same code, data and environment; only the seed differs (`seed_spread.json` has every metric). "
+             "A difference between two rows smaller than a few standard deviations is within noise.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in keys:
+        e = spread["metrics"][k]
+        cells = [k, *(_fmt(v) for v in e["values"]), _fmt(e["mean"]), f"{e['std']:.3f}",
+                 f"{_fmt(e['min'])}–{_fmt(e['max'])}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """``a - b`` of two metrics of one report, paired seed by seed."""
+    a: str
+    b: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    mean: float
+    std: float
+
+    @property
+    def stderr(self) -> float:
+        return self.std / math.sqrt(len(self.values))
+
+    @property
+    def beyond_noise(self) -> bool:
+        """Every seed agrees on the sign and the mean is more than 3 standard errors from 0."""
+        same_sign = all(v > 0 for v in self.values) or all(v < 0 for v in self.values)
+        return same_sign and abs(self.mean) > 3 * self.stderr
+
+    def verdict(self, unit: str = "dB") -> str:
+        lo, hi = min(self.values), max(self.values)
+        span = f"{self.mean:+.2f} {unit} (seeds: {lo:+.2f} to {hi:+.2f})"
+        if self.beyond_noise:
+            return f"{self.a} {'above' if self.mean > 0 else 'below'} {self.b} by {span}: beyond noise"
+        return f"{self.a} vs {self.b}: {span}: within noise"
+
+
+def paired_difference(report: str, a: str, b: str, profile: str = "smoke",
+                      root: str | os.PathLike | None = None) -> Difference:
+    """``a - b`` over the recorded seeds (each seed's runs give both), with its spread;
+    ``.beyond_noise`` is the project's rule for calling a difference real."""
+    sa, sb = seed_spread(report, a, profile, root), seed_spread(report, b, profile, root)
+    d = spread_of(f"{a} - {b}", sa.seeds, [x - y for x, y in zip(sa.values, sb.values)])
+    return Difference(a, b, d.seeds, d.values, d.mean, d.std)

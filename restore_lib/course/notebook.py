@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from .utils import pick_device, seed_everything
+from ..utils import pick_device, seed_everything
 
 __all__ = ["setup_notebook", "in_test", "snapshot_params"]
 

@@ -2,7 +2,7 @@
 metadata, sequential execution counts, no memory addresses or absolute paths,
 no error outputs.
 
-``python -m restore_lib.nbclean notebooks/*.ipynb`` rewrites them in place;
+``python -m restore_lib.course.nbclean notebooks/*.ipynb`` rewrites them in place;
 ``--check`` only reports (exit 1 if something would change).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from .utils import atomic_write_text, repo_root
+from ..utils import atomic_write_text, repo_root
 
 __all__ = ["clean_notebook", "notebook_problems", "main"]
 
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         if args.check:
             if cleaned != raw or problems:
                 bad += 1
-                why = "; ".join(problems) or "not in clean form (run python -m restore_lib.nbclean)"
+                why = "; ".join(problems) or "not in clean form (run python -m restore_lib.course.nbclean)"
                 print(f"{path}: {why}")
         else:
             if cleaned != raw:

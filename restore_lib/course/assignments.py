@@ -1,6 +1,6 @@
 """Student versions of the notebooks, and the helper that hidden tests use.
 
-    python -m restore_lib.assignments --out assignments [--notebooks notebooks/*.ipynb] [--verify]
+    python -m restore_lib.course.assignments --out assignments [--notebooks notebooks/*.ipynb] [--verify]
 
 Conventions (nbgrader's, so nbgrader can read the notebooks too; it need not
 be installed):
@@ -43,7 +43,9 @@ import sys
 import types
 from pathlib import Path
 
-from .utils import atomic_write_text, repo_root
+from ..utils import atomic_write_text, read_json, repo_root
+from .nbclean import _dump, clean_notebook
+from .runner import list_notebooks
 
 __all__ = ["SOLUTION_TAG", "SETUP_TAG", "BEGIN_SOLUTION", "END_SOLUTION", "STUB", "AssignmentError",
            "StudentCodeError", "exercise_cells", "strip_solutions", "make_assignments", "run_student_cells",
@@ -165,8 +167,6 @@ def _as_lines(src: str) -> list[str]:
 
 def strip_solutions(nb: dict, source: str = "notebook") -> tuple[dict, list[str]]:
     """The student version of a notebook (a dict) and its graded ids, in order."""
-    from .nbclean import clean_notebook
-
     exercises = dict(exercise_cells(nb, source))
     student = copy.deepcopy(nb)
     for i, cell in enumerate(student.get("cells", [])):
@@ -188,12 +188,7 @@ def strip_solutions(nb: dict, source: str = "notebook") -> tuple[dict, list[str]
 
 
 def _read_notebook(path: Path) -> dict:
-    if not path.is_file():
-        raise AssignmentError(f"{path}: no such notebook")
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AssignmentError(f"{path}: not a valid notebook (JSON error: {e})") from e
+    nb = read_json(path, AssignmentError, "notebook JSON")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise AssignmentError(f"{path}: not a notebook (no 'cells' list)")
     return nb
@@ -209,8 +204,6 @@ def _display(path: Path) -> str:
 def make_assignments(notebooks: list[Path], out: Path) -> dict:
     """Write the student version of every notebook that has exercises, and
     ``manifest.json``; return the manifest. Nothing is written if a notebook is invalid."""
-    from .nbclean import _dump
-
     entries, skipped, outputs = [], [], {}
     for path in notebooks:
         nb = _read_notebook(Path(path))
@@ -226,7 +219,7 @@ def make_assignments(notebooks: list[Path], out: Path) -> dict:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise AssignmentError(f"two notebooks named {', '.join(sorted(dup))}: the student copies would collide")
-    manifest = {"schema_version": MANIFEST_VERSION, "generated_by": "python -m restore_lib.assignments",
+    manifest = {"schema_version": MANIFEST_VERSION, "generated_by": "python -m restore_lib.course.assignments",
                 "tags": {"exercise": SOLUTION_TAG, "setup": SETUP_TAG}, "notebooks": entries,
                 "without_exercises": skipped}
     for name, text in outputs.items():
@@ -321,7 +314,7 @@ def execute_until_exercise(notebook_path: str | os.PathLike, timeout: int = 600,
 
 # ---------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m restore_lib.assignments",
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.course.assignments",
                                  description="Write student notebooks (solutions removed) and manifest.json.")
     ap.add_argument("--out", type=Path, default=Path("assignments"), help="output folder (default: assignments)")
     ap.add_argument("--notebooks", nargs="*", type=Path,
@@ -330,8 +323,6 @@ def main(argv=None) -> int:
                     help="also execute each student notebook up to its first exercise (slow)")
     args = ap.parse_args(argv)
     if args.notebooks is None:
-        from .reproduce import list_notebooks
-
         args.notebooks = list_notebooks(repo_root())
     try:
         manifest = make_assignments(args.notebooks, args.out)

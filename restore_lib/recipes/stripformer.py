@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .experiment import to_tensor
-from .metrics import psnr
+from ..data.io import to_tensor
+from ..metrics import psnr
 
 __all__ = ["ReportMonitor"]
 
@@ -33,7 +33,7 @@ class ReportMonitor:
 
     Args:
         test_pairs: ``[(name, degraded, clean), ...]`` (HWC arrays in [0, 1] or
-            uint8, as :func:`restore_lib.experiment.load_pairs` returns).
+            uint8, as :func:`restore_lib.data.pairs.load_pairs` returns).
         every: monitoring period in steps (the report: 10). It must be a
             multiple of the trainer's ``TrainConfig.log_every``, because the
             trainer calls ``on_log`` only at logging steps.

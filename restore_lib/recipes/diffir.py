@@ -36,13 +36,16 @@ Also here:
 * :class:`IPRTracker`: a callback that, at every validation, samples the
   stage-2 IPR from each validation image (seeded) and measures its L1
   distance and cosine similarity to the stage-1 target.
-* :func:`evaluate_methods` / :func:`method_table`: score several restorers
-  ``f(lq, gt)`` (the stage-1 oracle needs the ground truth) on held-out pairs
-  under a metric protocol.
+* :func:`diffir_methods`: the learned rows of a DiffIR table as restorers
+  ``f(lq, gt)`` (the stage-1 oracle needs the ground truth), scored with
+  :func:`restore_lib.evaluate.evaluate` ``(..., args=("lq", "gt"))``.
+* :func:`init_s2_from_s1`: the stage-1 DIRformer copied into a stage-2 model.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -50,15 +53,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .archs._common import crop_to, pad_to_multiple
-from .archs.diffir import DiffIRS1, DiffIRS2
-from .experiment import per_image_table  # noqa: F401  (shared; re-exported for the notebooks)
-from .metrics import RGB, MetricSpec
-from .train import TrainConfig, Trainer
+from ..archs._common import crop_to, pad_to_multiple
+from ..archs.diffir import DiffIRS1, DiffIRS2
+from ..checkpoints import (CheckpointError, canonicalize_state_dict, mismatch_report, read_checkpoint_file,
+                           state_dict_mismatch)
+from ..data.io import to_tensor
+from ..evaluate import make_val_fn
+from ..metrics import RGB, MetricSpec
+from ..train import TrainConfig, Trainer
+from ..utils import pick_device
 
 __all__ = ["NoPriorDIRformer", "DiffIRStage1Trainer", "DiffIRStage2Trainer", "IPRTracker", "ipr_distance",
-           "restoration_val_fn", "state_fingerprint", "evaluate_methods", "method_table", "diffir_methods",
-           "nearest_upsample", "ipr_figure", "per_image_table"]
+           "state_fingerprint", "diffir_methods", "nearest_upsample", "ipr_figure",
+           "init_s2_from_s1", "S2InitReport"]
 
 Restorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -71,12 +78,6 @@ def _require(obj: Any, cls: type, what: str) -> None:
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def _as_tensor(img) -> torch.Tensor:
-    from .experiment import to_tensor
-
-    return to_tensor(img)
 
 
 def state_fingerprint(model: nn.Module) -> str:
@@ -126,30 +127,6 @@ class NoPriorDIRformer(nn.Module):
         return crop_to(self.G(lq_p, None), size, self.scale)
 
 
-# --------------------------------------------------------------------------- validation
-
-def restoration_val_fn(val_set, restore: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
-                       spec: MetricSpec = RGB) -> Callable[[nn.Module], dict]:
-    """``val_fn(model) -> {"val_psnr", "val_ssim"}``: mean over the items of
-    ``val_set`` (dicts with "lq"/"gt", whole images) of ``restore(model, lq,
-    gt)`` scored under ``spec``. Used because the stage-1 model needs the
-    ground truth and stage 2 samples with a fixed seed."""
-
-    def val_fn(model: nn.Module) -> dict:
-        dev = _device_of(model)
-        ps, ss = [], []
-        for i in range(len(val_set)):
-            item = val_set[i]
-            lq, gt = item["lq"][None].to(dev), item["gt"][None].to(dev)
-            pred = restore(model, lq, gt).float().clamp(0, 1).cpu()
-            m = spec.evaluate(pred, gt.cpu())
-            ps.append(m["psnr"])
-            ss.append(m["ssim"])
-        return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss))}
-
-    return val_fn
-
-
 # --------------------------------------------------------------------------- stage 1
 
 class DiffIRStage1Trainer(Trainer):
@@ -165,7 +142,7 @@ class DiffIRStage1Trainer(Trainer):
                  val_fn: Callable[[nn.Module], dict] | None = None, val_spec: MetricSpec = RGB, **kwargs):
         _require(model, DiffIRS1, "DiffIRStage1Trainer: model")
         if val_fn is None and val_set is not None:
-            val_fn = restoration_val_fn(val_set, lambda m, lq, gt: m(lq, gt)[0], val_spec)
+            val_fn = make_val_fn(val_set, val_spec, lambda m, lq, gt: m(lq, gt)[0], args=("lq", "gt"))
         super().__init__(model, train_set, None, config, val_set=val_set, val_fn=val_fn, **kwargs)
 
     def forward_loss(self, batch: dict):
@@ -191,7 +168,7 @@ class DiffIRStage2Trainer(Trainer):
 
     The checkpoint records the teacher's :func:`state_fingerprint`, ``joint``
     and the state of callbacks that define ``state_dict``/``load_state_dict``;
-    resuming with another teacher raises :class:`restore_lib.models.CheckpointError`.
+    resuming with another teacher raises :class:`restore_lib.checkpoints.CheckpointError`.
     With a ``val_set`` and no ``val_fn``, validation samples the IPR with the
     seed ``val_seed`` and scores the restoration under ``val_spec``.
     """
@@ -200,8 +177,6 @@ class DiffIRStage2Trainer(Trainer):
                  joint: bool = True, ipr_weight: float = 1.0, rec_weight: float = 1.0, val_set=None,
                  val_fn: Callable[[nn.Module], dict] | None = None, val_spec: MetricSpec = RGB, val_seed: int = 0,
                  device: str | torch.device = "auto", **kwargs):
-        from .utils import pick_device
-
         _require(model, DiffIRS2, "DiffIRStage2Trainer: model")
         _require(teacher, DiffIRS1, "DiffIRStage2Trainer: teacher")
         if teacher.scale != model.scale or teacher.ipr_dim != model.ipr_dim:
@@ -216,7 +191,7 @@ class DiffIRStage2Trainer(Trainer):
         self.teacher_fingerprint = state_fingerprint(teacher)
         params = None if self.joint else [p for n, p in model.named_parameters() if not n.startswith("G.")]
         if val_fn is None and val_set is not None:
-            val_fn = restoration_val_fn(val_set, lambda m, lq, gt: m(lq, generator=val_seed), val_spec)
+            val_fn = make_val_fn(val_set, val_spec, lambda m, lq: m(lq, generator=val_seed))
         super().__init__(model, train_set, None, config, val_set=val_set, val_fn=val_fn, device=device,
                          params=params, **kwargs)
         if not self.joint and self.world_size > 1:
@@ -247,8 +222,6 @@ class DiffIRStage2Trainer(Trainer):
                 "callbacks": [cb.state_dict() for cb in self._stateful_callbacks()]}
 
     def load_extra_state(self, state: dict) -> None:
-        from .models import CheckpointError
-
         saved = state.get("teacher_fingerprint")
         if saved != self.teacher_fingerprint:
             raise CheckpointError(f"stage-2 checkpoint was trained with the stage-1 teacher {saved}, but the "
@@ -298,7 +271,7 @@ class IPRTracker:
     estimate below ``const_l1`` carries information about the particular
     image. The records survive a resume through the trainer's checkpoint.
 
-    ``pairs``: ``(name, lq, gt)`` arrays (as :func:`restore_lib.experiment.load_pairs`)
+    ``pairs``: ``(name, lq, gt)`` arrays (as :func:`restore_lib.data.pairs.load_pairs`)
     or ``(lq, gt)`` tensors, whole images.
     """
 
@@ -308,7 +281,7 @@ class IPRTracker:
             raise ValueError("IPRTracker: no validation pairs given")
         self.teacher = teacher
         self.seed = int(seed)
-        self.pairs = [(_as_tensor(p[-2])[None], _as_tensor(p[-1])[None]) for p in pairs]
+        self.pairs = [(to_tensor(p[-2])[None], to_tensor(p[-1])[None]) for p in pairs]
         self.records: list[dict] = []
         self._targets: list[torch.Tensor] | None = None
         self._fingerprint: str | None = None
@@ -407,56 +380,96 @@ def diffir_methods(s1: DiffIRS1, s2: DiffIRS2, no_prior: nn.Module | None = None
     return methods
 
 
-@torch.no_grad()
-def evaluate_methods(methods: Mapping[str, Restorer | None], pairs: Sequence, spec: MetricSpec, *,
-                     scale: int = 1, device: str | torch.device = "cpu", keep_outputs: bool = False):
-    """Score each ``method(lq, gt) -> restored`` on whole held-out ``pairs``
-    (``(name, lq, gt)``) under ``spec``; ``None`` is the degraded input
-    itself (MATLAB-bicubic upsampled for SR, as
-    :func:`restore_lib.experiment.identity_baseline`). Models are put in eval
-    mode by the caller. Returns a long DataFrame ``(image, method, psnr,
-    ssim)`` and, with ``keep_outputs``, ``{(image, method): tensor}``."""
-    import pandas as pd
+# --------------------------------------------------------------------------- stage 1 -> stage 2 initialisation
 
-    from .experiment import identity_baseline
+@dataclasses.dataclass
+class S2InitReport:
+    """What :func:`init_s2_from_s1` copied and what it left alone."""
 
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
-    rows, outputs = [], {}
-    for name, lq_np, gt_np in pairs:
-        lq, gt = _as_tensor(lq_np)[None], _as_tensor(gt_np)[None]
-        for label, fn in methods.items():
-            if fn is None:
-                pred = identity_baseline(lq, scale)
-            else:
-                pred = fn(lq.to(dev), gt.to(dev)).float().cpu()
-            pred = pred.clamp(0, 1)
-            if pred.shape != gt.shape:
-                raise ValueError(f"{label} on {name}: output {tuple(pred.shape)} != ground truth {tuple(gt.shape)}")
-            m = spec.evaluate(pred, gt)
-            rows.append({"image": name, "method": label, "psnr": m["psnr"], "ssim": m["ssim"]})
-            if keep_outputs:
-                outputs[(name, label)] = pred[0]
-    df = pd.DataFrame(rows)
-    return (df, outputs) if keep_outputs else df
+    source: str
+    copied: list[str]
+    #: stage-1 keys that have no stage-2 counterpart (the GT-seeing CPEN ``E.*``)
+    not_transferred: list[str]
+    #: stage-2 parameters left at their fresh initialisation, one name per tensor
+    newly_initialised: list[str]
+    #: the same tensors under their second state_dict name (``diffusion.model.*``/``diffusion.condition.*``)
+    aliases: list[str]
+    #: schedule buffers, computed from the betas (not learned)
+    schedule_buffers: list[str]
+
+    def __str__(self) -> str:
+        groups: dict[str, int] = {}
+        for k in self.newly_initialised:
+            groups[k.split(".")[0] + ".*"] = groups.get(k.split(".")[0] + ".*", 0) + 1
+        fresh = ", ".join(f"{g} ({n})" for g, n in groups.items())
+        return (f"init_s2_from_s1: copied {len(self.copied)} G.* tensors from {self.source}; "
+                f"newly initialised: {fresh} (also listed as {len(self.aliases)} diffusion.model.*/"
+                f"diffusion.condition.* keys); {len(self.schedule_buffers)} diffusion schedule buffers from the "
+                f"betas; not transferred from stage 1: {len(self.not_transferred)} E.* tensors (the stage-1 CPEN, "
+                f"which sees the ground truth; keep it as the frozen teacher)")
 
 
-def method_table(df, reference: str | None = None):
-    """Mean PSNR/SSIM per method (in the order of first appearance) from
-    :func:`evaluate_methods`, with ``ΔPSNR`` against ``reference`` (a method
-    label; default the first one) and the number of images on which the
-    method's PSNR is higher than the reference's."""
-    import pandas as pd
+def _read_s1_state_dict(src: Any) -> tuple[dict[str, torch.Tensor], str]:
+    if isinstance(src, nn.Module):
+        return dict(src.state_dict()), f"<{type(src).__name__} module>"
+    if isinstance(src, (str, os.PathLike)):
+        sd, _, _ = canonicalize_state_dict(read_checkpoint_file(src))
+        return sd, str(src)
+    if isinstance(src, Mapping):
+        sd, _, _ = canonicalize_state_dict(src)
+        return sd, "<state_dict>"
+    raise TypeError(f"init_s2_from_s1: expected a state_dict, a checkpoint path or a DiffIRS1 module, "
+                    f"got {type(src).__name__}")
 
-    order = list(dict.fromkeys(df["method"]))
-    reference = reference or order[0]
-    if reference not in order:
-        raise KeyError(f"method_table: unknown reference method {reference!r}; methods: {order}")
-    ref = df[df["method"] == reference].set_index("image")["psnr"]
-    rows = []
-    for m in order:
-        d = df[df["method"] == m]
-        per = d.set_index("image")["psnr"]
-        rows.append({"method": m, "PSNR": float(d["psnr"].mean()), "SSIM": float(d["ssim"].mean()),
-                     "ΔPSNR": float(d["psnr"].mean() - ref.mean()),
-                     "images better": int((per > ref.reindex(per.index)).sum())})
-    return pd.DataFrame(rows)
+
+def init_s2_from_s1(s2_model: DiffIRS2, s1_state_dict_or_path: Any, verbose: bool = True) -> S2InitReport:
+    """Initialise a stage-2 model from a stage-1 checkpoint.
+
+    What the reference does: ``train_DiffIRS2*.yml`` loads the stage-1
+    ``params_ema`` into DiffIRS2 with ``strict_load_g: False``, which copies
+    the keys whose names exist in both. Those are exactly the DIRformer's
+    ``G.*`` keys (504 for deblurring, 499 for x4 SR): the stage-1 CPEN is
+    named ``E.*`` while the stage-2 one is ``condition.*``, and its first conv
+    differs anyway (it sees LQ+GT, 96 or 51 input channels, against 48 or 3).
+    So CPEN_S2 and the denoiser start from scratch and the stage-1 CPEN only
+    serves as the frozen teacher.
+
+    This function copies exactly that list, explicitly: every ``G.*`` key of
+    ``s2_model``. ``s1_state_dict_or_path`` is a state_dict (bare or wrapped,
+    e.g. ``{"params_ema": sd}``), a checkpoint path, or a DiffIRS1 module. It
+    raises :class:`restore_lib.checkpoints.CheckpointError`, before copying
+    anything, when a ``G.*`` key is missing on either side, a shape differs,
+    or the source has keys other than ``G.*``/``E.*`` (not a stage-1 model).
+    Returns (and with ``verbose`` prints) an :class:`S2InitReport`.
+    """
+    if not isinstance(s2_model, DiffIRS2):
+        raise TypeError(f"init_s2_from_s1: s2_model must be a DiffIRS2, got {type(s2_model).__name__}")
+    sd, source = _read_s1_state_dict(s1_state_dict_or_path)
+    target = s2_model.state_dict(keep_vars=True)
+
+    foreign = sorted(k for k in sd if not k.startswith(("G.", "E.")))
+    want = [k for k in target if k.startswith("G.")]
+    missing, extra, shapes = state_dict_mismatch({k: v for k, v in sd.items() if k.startswith("G.")},
+                                                 {k: target[k] for k in want}, against="stage 2")
+    problem = mismatch_report(f"{source}: cannot initialise DiffIRS2 from it", [
+        ("keys that are not G.*/E.* (not a DiffIRS1 state_dict?)", foreign),
+        ("G.* keys missing from the stage-1 checkpoint", missing),
+        ("G.* keys unknown to the stage-2 model", extra), ("shape mismatches", shapes)], limit=8)
+    if problem:
+        raise CheckpointError(problem)
+
+    with torch.no_grad():
+        for k in want:
+            target[k].copy_(sd[k])
+
+    buffers = {f"diffusion.{name}" for name, _ in s2_model.diffusion.named_buffers(recurse=False)}
+    unique = {id(t): k for k, t in reversed(list(target.items()))}  # first name of each tensor
+    rest = [k for k in target if not k.startswith("G.") and k not in buffers]
+    report = S2InitReport(
+        source=source, copied=want, not_transferred=sorted(k for k in sd if k.startswith("E.")),
+        newly_initialised=[k for k in rest if unique[id(target[k])] == k],
+        aliases=[k for k in rest if unique[id(target[k])] != k],
+        schedule_buffers=[k for k in target if k in buffers])
+    if verbose:
+        print(report)
+    return report

@@ -28,7 +28,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from .utils import atomic_write_bytes
+from ..utils import atomic_write_bytes
 
 __all__ = ["SubmissionError", "to_submission_array", "check_name", "write_submission", "read_submission"]
 
@@ -149,14 +149,45 @@ def write_submission(predictions: Mapping[str, object], path: str | os.PathLike 
     return atomic_write_bytes(path, buf.getvalue())
 
 
+#: the most a pred.npz may unpack to (the course's 100 test images take about 20 MB) and its member count
+MAX_SUBMISSION_BYTES = 2 * 2 ** 30
+MAX_SUBMISSION_MEMBERS = 10_000
+
+
+def _check_npz_sizes(path: Path, max_bytes: int) -> None:
+    """Refuse, before anything is decompressed or allocated, an archive whose
+    members (by their zip entries and their .npy headers) would unpack to more
+    than ``max_bytes``."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_SUBMISSION_MEMBERS:
+                raise SubmissionError(f"{path}: {len(infos)} members, more than {MAX_SUBMISSION_MEMBERS}")
+            total = 0
+            for info in infos:
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0(f))
+                total += max(info.file_size, int(np.prod(shape, dtype=object)) * dtype.itemsize)
+                if total > max_bytes:
+                    raise SubmissionError(f"{path}: unpacks to more than {max_bytes / 2 ** 30:.1f} GiB "
+                                          f"(member {info.filename!r}); refusing to read it")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise SubmissionError(f"{path}: not a readable .npz archive of arrays ({e})") from e
+
+
 def read_submission(path: str | os.PathLike, *,
-                    expected: Iterable[str] | Mapping[str, tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
-    """Read and validate a ``pred.npz``; return ``{file name: uint8 (3, H, W)}``."""
+                    expected: Iterable[str] | Mapping[str, tuple[int, int]] | None = None,
+                    max_bytes: int = MAX_SUBMISSION_BYTES) -> dict[str, np.ndarray]:
+    """Read and validate a ``pred.npz``; return ``{file name: uint8 (3, H, W)}``.
+    An archive that would unpack to more than ``max_bytes`` is refused unread."""
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):
         raise SubmissionError(f"{path}: not an .npz archive (np.savez writes a zip file of named arrays)")
+    _check_npz_sizes(path, max_bytes)
     arrays = {}
     try:
         with np.load(path, allow_pickle=False) as npz:

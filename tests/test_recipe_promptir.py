@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from restore_lib.export import SubmissionError, read_submission, to_submission_array, write_submission
+from restore_lib.recipes.promptir import SubmissionError, read_submission, to_submission_array, write_submission
 
 
 def _img(h=5, w=7, seed=0):
@@ -126,3 +126,22 @@ def test_read_rejects_malformed_files(tmp_path):
 def test_to_submission_array_keeps_uint8_tensors():
     t = torch.arange(3 * 2 * 2, dtype=torch.uint8).view(3, 2, 2)
     np.testing.assert_array_equal(to_submission_array(t), t.numpy())
+
+
+def test_oversized_submissions_are_refused_before_anything_is_allocated(tmp_path):
+    import io
+
+    good = tmp_path / "pred.npz"
+    write_submission({"0.png": np.zeros((3, 16, 16), np.uint8)}, good)
+    assert read_submission(good, max_bytes=10_000)["0.png"].shape == (3, 16, 16)
+    with pytest.raises(SubmissionError, match=r"pred\.npz: unpacks to more than"):
+        read_submission(good, max_bytes=100)
+    # a .npy header that claims a huge array on a few bytes of data: refused by its header, never allocated
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (3, 200_000, 200_000)})
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        zf.writestr("0.png.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(SubmissionError, match=r"bomb\.npz: unpacks to more than 2\.0 GiB"):
+        read_submission(bomb)

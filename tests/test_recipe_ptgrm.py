@@ -1,8 +1,8 @@
-"""PTG-RM training helpers (restore_lib.ptgrm_training): the output formula
+"""PTG-RM training helpers (restore_lib.recipes.ptgrm): the output formula
 against hand-computed values and against PTGRM itself, aligned and
 reproducible crops, frozen vs joint training (which weights move), the logged
 loss terms against an independent computation, cached F outputs against F run
-on the crop, evaluation against restore_lib.experiment.evaluate, and the
+on the crop, evaluation against direct scoring, and the
 restoration-model prior loaded from (or retrained without) a checkpoint."""
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from restore_lib import experiment as ex
-from restore_lib import ptgrm_training as pt
+from restore_lib.data.io import to_tensor
+from restore_lib.recipes import ptgrm as pt
 from restore_lib.archs.ptgrm import PTGRM
 from restore_lib.metrics import RGB
 from restore_lib.priors import ZeroPrior
@@ -221,16 +221,20 @@ def test_final_losses_average_the_last_quarter():
 
 
 # --------------------------------------------------------------------- evaluation
-def test_evaluate_refinement_matches_experiment_evaluate():
+def test_evaluate_refinement_scores_input_f_and_refined_output():
     torch.manual_seed(0)
     pairs = make_pairs(3)
     f = PointwiseF()
     model = pt.RefinedModel(f, PTGRM(prior_dim=6, **TINY_R), MeanPrior()).eval()
     ours = pt.evaluate_refinement(model, pairs, RGB)
-    ref_f = ex.evaluate(f, pairs, RGB)
-    ref_r = ex.evaluate(model, pairs, RGB)
-    assert np.allclose(ours["psnr_F"], ref_f["psnr"]) and np.allclose(ours["ssim_F"], ref_f["ssim"])
-    assert np.allclose(ours["psnr"], ref_r["psnr"]) and np.allclose(ours["psnr_in"], ref_r["psnr_in"])
+    with torch.no_grad():
+        for (name, lq, gt), row in zip(pairs, ours.itertuples()):
+            lq, gt = to_tensor(lq)[None], to_tensor(gt)[None]
+            assert row.name == name
+            assert row.psnr_in == pytest.approx(RGB.evaluate(lq, gt)["psnr"])
+            assert row.psnr_F == pytest.approx(RGB.evaluate(f(lq).clamp(0, 1), gt)["psnr"])
+            assert row.psnr == pytest.approx(RGB.evaluate(model(lq).clamp(0, 1), gt)["psnr"])
+            assert row.ssim == pytest.approx(RGB.evaluate(model(lq).clamp(0, 1), gt)["ssim"])
     cached = pt.evaluate_refinement(model, pairs, RGB, initial=pt.initial_outputs(f, pairs))
     assert np.allclose(cached[["psnr", "psnr_F"]], ours[["psnr", "psnr_F"]])
 

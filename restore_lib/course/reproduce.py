@@ -1,9 +1,9 @@
 """Re-execute the notebooks with papermill and regenerate ``results/``.
 
-    python -m restore_lib.reproduce --profile smoke          # every notebook, CPU profile
-    python -m restore_lib.reproduce --profile gpu --only 01  # one notebook, full configs
-    python -m restore_lib.reproduce --readme-only            # only rebuild results/README.md
-    python -m restore_lib.reproduce --profile smoke --update-notebooks   # also refresh committed outputs
+    python -m restore_lib.course.reproduce --profile smoke          # every notebook, CPU profile
+    python -m restore_lib.course.reproduce --profile gpu --only 01  # one notebook, full configs
+    python -m restore_lib.course.reproduce --readme-only            # only rebuild results/README.md
+    python -m restore_lib.course.reproduce --profile smoke --update-notebooks   # also refresh committed outputs
 
 For each ``notebooks/NN_name.ipynb`` the parameters come from
 ``configs/NN_name/<profile>.yaml`` (a flat YAML mapping; every key must be a
@@ -30,130 +30,15 @@ from pathlib import Path
 
 import yaml
 
-from .results import MetricsSchemaError, load_metrics, render_report
-from .utils import atomic_write_json, atomic_write_text, repo_root
+from ..utils import atomic_write_json, atomic_write_text, repo_root
+from .ablations import run_ablation
+from .results import (SPREAD_FILE, MetricsSchemaError, git_state_pinned, load_metrics, render_report,
+                      seed_records_dir, summarize_seed_runs)
+from .runner import (PROFILES, NotebookFailed, ParameterError, list_notebooks, load_profile_params,
+                     notebook_parameters, previous_wall_time, results_dir_for, run_notebook)
 
 __all__ = ["list_notebooks", "load_profile_params", "run_notebook", "write_results_readme", "main",
            "NotebookFailed", "ParameterError"]
-
-PROFILES = ("smoke", "gpu")
-
-
-class ParameterError(ValueError):
-    """A profile YAML names a parameter the notebook does not have."""
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook raised during execution, or did not write a valid metrics.json."""
-
-
-def list_notebooks(root: Path | None = None) -> list[Path]:
-    root = root or repo_root()
-    return sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-def results_dir_for(stem: str, profile: str, root: Path | None = None) -> Path:
-    base = (root or repo_root()) / "results" / stem
-    return base if profile == "smoke" else base / profile
-
-
-def notebook_parameters(nb_path: Path) -> dict:
-    import papermill as pm
-
-    return pm.inspect_notebook(str(nb_path))
-
-
-def load_profile_params(nb_path: Path, profile: str, root: Path | None = None) -> dict:
-    """The YAML parameters of ``profile`` for a notebook, checked against the
-    notebook's parameters cell."""
-    root = root or repo_root()
-    cfg = root / "configs" / nb_path.stem / f"{profile}.yaml"
-    if not cfg.is_file():
-        if profile == "smoke":
-            params = {}
-        else:
-            raise ParameterError(f"{cfg}: no '{profile}' profile for {nb_path.name}")
-    else:
-        try:
-            params = yaml.safe_load(cfg.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ParameterError(f"{cfg}: invalid YAML ({e})") from e
-        if not isinstance(params, dict):
-            raise ParameterError(f"{cfg}: must be a flat mapping of parameter names to values")
-    check_parameters(nb_path, params, source=str(cfg))
-    params.setdefault("profile", profile)
-    return params
-
-
-def check_parameters(nb_path: Path, params: dict, source: str = "parameters") -> None:
-    known = notebook_parameters(nb_path)
-    if not known:
-        raise ParameterError(f"{nb_path}: no cell tagged 'parameters'")
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ParameterError(f"{source}: unknown parameter(s) {', '.join(unknown)} for {nb_path.name}; "
-                             f"known: {', '.join(sorted(known))}")
-
-
-def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) -> float:
-    """Wall time (s) of the notebook's recorded run in ``results/``; 0 when there is none or it is unreadable
-    (only used to order parallel runs)."""
-    metrics = results_dir_for(nb_path.stem, profile, root or repo_root()) / "metrics.json"
-    try:
-        return float(load_metrics(metrics)["provenance"].get("wall_time_s") or 0.0)
-    except (MetricsSchemaError, TypeError, ValueError):
-        return 0.0
-
-
-def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
-                 root: Path | None = None, update_notebook: bool = False, log_output: bool = False,
-                 out_dir: Path | None = None, executed: Path | None = None, label: str | None = None) -> Path:
-    """Execute one notebook; return the path of its validated metrics.json.
-
-    ``out_dir`` (default ``results/<stem>`` or ``results/<stem>/<profile>``) is
-    where the notebook must write metrics.json; it is passed to the notebook as
-    its ``out_dir`` parameter unless that is the default location of the smoke
-    profile. ``executed`` is where the executed copy goes. ``label`` names the
-    run in error messages (e.g. an ablation arm).
-    """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
-    root = root or repo_root()
-    params = dict(load_profile_params(nb_path, profile, root) if params is None else params)
-    check_parameters(nb_path, params)
-    default_out = results_dir_for(nb_path.stem, profile, root)
-    out_dir = Path(out_dir) if out_dir is not None else default_out
-    if profile != "smoke" or out_dir != default_out:
-        params["out_dir"] = os.path.relpath(out_dir, nb_path.parent)
-    executed = executed or root / "results" / nb_path.stem / "executed" / f"{profile}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    name = nb_path.name + (f" ({label})" if label else "")
-    metrics = out_dir / "metrics.json"
-    started = time.time()
-    try:
-        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
-                            cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
-                            execution_timeout=timeout, report_mode=False)
-    except PapermillExecutionError as e:
-        index, first_line = _source_cell(executed, e.cell_index)
-        raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
-                             f"  executed copy: {executed}") from e
-    if not metrics.is_file() or metrics.stat().st_mtime < started:
-        raise NotebookFailed(f"{name}: ran but did not write {metrics}")
-    try:
-        obj = load_metrics(metrics)
-    except MetricsSchemaError as e:
-        raise NotebookFailed(str(e)) from e
-    if obj["profile"] != profile:
-        raise NotebookFailed(f"{metrics}: records profile {obj['profile']!r}, expected {profile!r}")
-    if update_notebook:
-        from .nbclean import clean_notebook, _dump
-
-        nb = json.loads(executed.read_text(encoding="utf-8"))
-        atomic_write_text(nb_path, _dump(clean_notebook(nb)))
-    return metrics
-
 
 # ---------------------------------------------------------------------- runs and seed sweeps
 @dataclasses.dataclass
@@ -256,8 +141,6 @@ def publish_seed_spread(plans: list[RunPlan], root: Path) -> Path:
     """After every run of one notebook's sweep succeeded: copy the other seeds'
     metrics.json to ``results/<notebook>/seeds/seed<k>.json`` (and drop records of
     seeds no longer swept), then write ``seed_spread.json`` over all of them."""
-    from .results import SPREAD_FILE, load_metrics, seed_records_dir, summarize_seed_runs
-
     main = next(p for p in plans if p.staging is None)
     results = results_dir_for(main.notebook.stem, main.profile, root)
     records = [load_metrics(results / "metrics.json")]
@@ -276,22 +159,9 @@ def publish_seed_spread(plans: list[RunPlan], root: Path) -> Path:
     return atomic_write_json(results / SPREAD_FILE, summary)
 
 
-def _source_cell(executed: Path, cell_index: int) -> tuple[int, str]:
-    """Map a cell index of the executed copy (which has papermill's injected
-    parameters cell) back to the source notebook; also return its first line."""
-    nb = json.loads(executed.read_text(encoding="utf-8"))
-    cells = [c for c in nb.get("cells", [])  # papermill prepends an error banner cell on failure
-             if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
-    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    source = "".join(cells[cell_index].get("source", "")) if 0 <= cell_index < len(cells) else ""
-    first = next((ln for ln in source.splitlines() if ln.strip()), "")[:80]
-    shift = 1 if injected and cell_index > injected[0] else 0
-    return cell_index - shift, first
-
-
 READ_ME_HEAD = """# Results
 
-Regenerated by `make reproduce` (`python -m restore_lib.reproduce`); do not edit by hand.
+Regenerated by `make reproduce` (`python -m restore_lib.course.reproduce`); do not edit by hand.
 Every table below was written by the notebook run it names, with its provenance (code commit at run
 time, profile, device, torch version, seed, wall time and the dataset hash). Tables headed
 "Published figures" are copied from the papers or course reports for comparison and were not run here.
@@ -305,7 +175,7 @@ Profiles: **smoke** = the notebooks' default parameters (small models, embedded 
 def write_results_readme(root: Path | None = None) -> Path:
     """Rebuild ``results/README.md`` from every ``results/*/metrics.json``."""
     root = root or repo_root()
-    parts = [READ_ME_HEAD]
+    parts = [READ_ME_HEAD, _spread_overview(root)]
     stems = [p.stem for p in list_notebooks(root)]
     for stem in stems:
         found = False
@@ -319,12 +189,46 @@ def write_results_readme(root: Path | None = None) -> Path:
             elif profile == "gpu" and found:
                 parts.append(f"*{stem}: the gpu profile has not been run (it needs a CUDA machine).*\n")
         if not found:
-            parts.append(f"## {stem}\n\n*No results yet: run `python -m restore_lib.reproduce --only "
+            parts.append(f"## {stem}\n\n*No results yet: run `python -m restore_lib.course.reproduce --only "
                          f"{stem[:2]}`.*\n")
     bench = root / "results" / "benchmarks" / "README.md"
     if bench.is_file():
         parts.append("## Benchmarks\n\nSee [benchmarks/README.md](benchmarks/README.md).\n")
     return atomic_write_text(root / "results" / "README.md", "\n".join(parts))
+
+
+def _spread_overview(root: Path) -> str:
+    """The seed-spread table of results/README.md: every notebook's headline rows over the recorded seeds of
+    the smoke profile, or a line saying why a notebook has none (never run at several seeds, or its recorded
+    run is newer than its spread)."""
+    from .results import SeedSpreadError, headline_metrics, load_seed_spread, render_seed_spread
+
+    out = ["## Seed spread (smoke profile)", "",
+           "Each notebook's smoke profile was run at several seeds with the same code, data and environment "
+           "(`make notebooks`). The tables show the headline rows; `results/<notebook>/seed_spread.json` has every "
+           "metric and `results/<notebook>/seeds/` the other seeds' records. Claims and reproduction tolerances "
+           "rest on these spreads: a re-run may move a metric by 3 standard deviations, and a difference "
+           "between two rows counts as real only when every seed agrees on its sign and its mean exceeds 3 "
+           "standard errors (`restore_lib.course.results.paired_difference`); otherwise it is within noise.", ""]
+    for nb in list_notebooks(root):
+        metrics = results_dir_for(nb.stem, "smoke", root) / "metrics.json"
+        if not metrics.is_file():
+            continue
+        record = load_metrics(metrics)
+        try:
+            spread = load_seed_spread(nb.stem, root=root)
+        except SeedSpreadError:
+            out += [f"*{nb.stem}: not run at several seeds yet.*", ""]
+            continue
+        if record["provenance"]["started"] not in [r["started"] for r in spread["runs"]]:
+            out += [f"*{nb.stem}: the recorded run is newer than its seed spread; re-run `make notebooks`.*", ""]
+            continue
+        run = spread["runs"][0]
+        out += [render_seed_spread(spread, headline_metrics(record), heading_level=3).replace(
+            "### Seed spread", f"### {nb.stem}: seed spread", 1).rstrip("\n"),
+            "", f"*Runs:* commit `{str(run['commit'])[:10]}`, torch {run['torch']}, device {run['device']}, "
+                f"wall times {', '.join(str(r['wall_time_s']) for r in spread['runs'])} s.", ""]
+    return "\n".join(out)
 
 
 def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
@@ -339,7 +243,7 @@ def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m restore_lib.reproduce", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.course.reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="smoke", choices=PROFILES)
     ap.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 00 01")
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
@@ -363,8 +267,6 @@ def main(argv=None) -> int:
     root = repo_root()
 
     if args.ablation:
-        from .ablations import run_ablation
-
         return run_ablation(args.ablation, root=root, timeout=args.timeout, profile=args.profile,
                             log_output=args.log_output)
     if args.readme_only:
@@ -388,8 +290,6 @@ def main(argv=None) -> int:
         params = load_profile_params(nb, args.profile, root)
         plans += seed_plans(nb, args.profile, params, args.seeds, root=root, update_notebook=args.update_notebooks)
     failures, failed = [], set()
-
-    from .results import git_state_pinned
 
     # every notebook records the tree as it was here, before the first one writes into results/
     with git_state_pinned(root):

@@ -34,8 +34,8 @@ a block that gives only one of the two sets the other to 0.
 and ``b`` than ``c``, each by at least ``min_gap`` (default 0): with
 ``higher_is_better`` the gap is ``v[a] - v[b]``, otherwise ``v[b] - v[a]``.
 
-**Running.** ``python -m restore_lib.ablations <name> [--profile gpu]`` (or
-``python -m restore_lib.reproduce --ablation <name>``) calls
+**Running.** ``python -m restore_lib.course.ablations <name> [--profile gpu]`` (or
+``python -m restore_lib.course.reproduce --ablation <name>``) calls
 :func:`run_ablation`: every arm runs the notebook with the profile's
 parameters, then ``base``, then the arm's overrides, and
 ``out_dir=results/ablations/<name>/<arm>``; all parameter names are checked
@@ -55,7 +55,10 @@ from typing import Any, Mapping
 
 import yaml
 
-from .utils import repo_root
+from ..utils import repo_root
+from .results import git_state_pinned, load_metrics
+from .runner import (NotebookFailed, ParameterError, check_parameters, load_profile_params, notebook_parameters,
+                     run_notebook)
 
 __all__ = ["SPEC_VERSION", "SpecError", "Tolerance", "DEFAULT_TOLERANCE", "AblationSpec", "OrderCheck",
            "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "format_value", "main"]
@@ -353,10 +356,8 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
     """Parameters of every arm, all checked against the notebook (nothing runs).
 
     Raises :class:`SpecError` (missing notebook, unknown ``protocol_keys``) or
-    ``restore_lib.reproduce.ParameterError`` (a parameter the notebook lacks).
+    ``restore_lib.course.reproduce.ParameterError`` (a parameter the notebook lacks).
     """
-    from .reproduce import ParameterError, load_profile_params, notebook_parameters
-
     root = root or repo_root()
     nb = root / "notebooks" / f"{spec.notebook}.ipynb"
     if not nb.is_file():
@@ -380,6 +381,7 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
     for arm in spec.arms:
         out_dir = ablation_dir(spec.name, root) / arm
         params = {**profile_params, **spec.arm_params(arm), "out_dir": str(out_dir)}
+        check_parameters(nb, params, source=f"{spec.path} (arm {arm!r})")
         executed = root / "results" / "ablations" / "executed" / spec.name / f"{arm}.ipynb"
         runs.append(ArmRun(arm, params, out_dir, executed))
     return runs
@@ -387,8 +389,6 @@ def plan_ablation(spec: AblationSpec, root: Path | None = None, profile: str = "
 
 def _execute_arm(nb: Path, run: ArmRun, profile: str, timeout: int, log_output: bool) -> Path:
     """Execute one arm with papermill into its own folder; return its validated metrics.json."""
-    from .reproduce import run_notebook
-
     return run_notebook(nb, profile, params=run.params, timeout=timeout, log_output=log_output,
                         out_dir=run.out_dir, executed=run.executed, label=f"arm {run.arm!r}")
 
@@ -430,9 +430,6 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
     ``values`` within tolerance) hold, 1 when an arm failed or an expectation
     does not hold, 2 when the spec or a parameter is wrong (nothing ran then).
     """
-    from .reproduce import ParameterError
-    from .results import git_state_pinned
-
     root = root or repo_root()
     if profile == "gpu":
         import torch
@@ -457,9 +454,6 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
 
 def _run_arms(spec, runs, nb, root, timeout, profile, log_output, values, failures) -> None:
     """Execute the arms in order, filling ``values`` (arm -> metric) and ``failures``."""
-    from .reproduce import NotebookFailed
-    from .results import load_metrics
-
     for run in runs:
         t0 = time.perf_counter()
         print(f"[{spec.name}/{run.arm}] running {nb.name} ({profile}) ...", flush=True)
@@ -504,7 +498,7 @@ def _summarize_ablation(spec, profile: str, values: dict, failures: list) -> int
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m restore_lib.ablations",
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.course.ablations",
                                  description="Run, check or list the ablations of configs/ablations/.")
     ap.add_argument("names", nargs="*", help="spec names or paths (default with --check/--list: all)")
     ap.add_argument("--profile", default="smoke", choices=("smoke", "gpu"))
@@ -522,8 +516,6 @@ def main(argv=None) -> int:
         print(f"no ablation specs in {specs_dir(root)}")
         return 0
     if args.check or args.list:
-        from .reproduce import ParameterError
-
         bad = 0
         for n in names:
             try:

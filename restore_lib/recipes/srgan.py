@@ -21,29 +21,27 @@ What the notebook needs beyond the shared :class:`restore_lib.train.Trainer`:
   cross-entropy on logits), as in the tutorial the architecture follows.
   The discriminator, its optimizer and its scheduler are saved in the
   trainer's checkpoint, so an interrupted adversarial phase resumes exactly.
-* **Evaluation** (:func:`evaluate_sr_methods`, :func:`comparison_table`,
-  :func:`subset_table`, :func:`sr_val_fn`): several restorers scored on
-  whole held-out images under one protocol, with LPIPS where a model is
-  available and the honest ``"n/a (no trunk weights)"`` otherwise.
+* **Evaluation** is :func:`restore_lib.evaluate.evaluate` (with LPIPS where a
+  model is available) and its tables; validation is
+  :func:`restore_lib.evaluate.make_val_fn` with ``forward=`` :func:`y_model_forward`
+  for FSRCNN.
 """
 from __future__ import annotations
 
-import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .archs.fsrcnn import rgb_to_ycbcr, upscale_rgb
-from .experiment import per_image_table  # noqa: F401  (shared; re-exported for the notebooks)
-from .metrics import MetricSpec
-from .train import TrainConfig, Trainer
+from ..archs.fsrcnn import rgb_to_ycbcr, upscale_rgb
+from ..checkpoints import CheckpointError
+from ..losses import SRGANGeneratorLoss
+from ..metrics import psnr
+from ..train import TrainConfig, Trainer, build_optimizer, build_scheduler
+from ..utils import pick_device
 
-__all__ = ["YChannelSR", "y_channel_loss", "y_model_forward", "SRGANTrainer", "discriminator_loss",
-           "sr_val_fn", "evaluate_sr_methods", "comparison_table", "subset_table", "per_image_table"]
-
-Restorer = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["YChannelSR", "y_channel_loss", "y_model_forward", "SRGANTrainer", "discriminator_loss"]
 
 
 # --------------------------------------------------------------------------- FSRCNN on Y
@@ -127,30 +125,18 @@ class SRGANTrainer(Trainer):
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, train_set, config: TrainConfig, *,
                  gen_loss: nn.Module | None = None, d_lr: float | None = None, device="auto", **kwargs):
-        from .utils import pick_device
-
         if gen_loss is None:
-            from .losses import SRGANGeneratorLoss
-
             gen_loss = SRGANGeneratorLoss()
         dev = pick_device(device)
         self.discriminator = discriminator.to(dev)
         gen_loss = gen_loss.to(dev)
-        opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        self.d_optimizer = opt_cls(self.discriminator.parameters(), lr=config.lr if d_lr is None else d_lr,
-                                   betas=tuple(config.betas), weight_decay=config.weight_decay)
-        if config.scheduler == "cosine":
-            self.d_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.d_optimizer, T_max=config.total_steps, eta_min=config.eta_min)
-        else:
-            self.d_scheduler = torch.optim.lr_scheduler.LambdaLR(self.d_optimizer, lambda _: 1.0)
+        self.d_optimizer = build_optimizer(self.discriminator.parameters(), config, lr=d_lr)
+        self.d_scheduler = build_scheduler(self.d_optimizer, config)
         super().__init__(generator, train_set, gen_loss, config, device=dev, **kwargs)
         if self.world_size > 1:
             raise NotImplementedError("SRGANTrainer runs in a single process only")
 
     def train_step(self, batch: dict) -> dict:
-        from .metrics import psnr
-
         lq, gt = batch["lq"], batch["gt"]
         d = self.discriminator
         d.train()
@@ -184,115 +170,9 @@ class SRGANTrainer(Trainer):
                 "d_scheduler": self.d_scheduler.state_dict()}
 
     def load_extra_state(self, state: dict) -> None:
-        from .models import CheckpointError
-
         missing = [k for k in ("discriminator", "d_optimizer", "d_scheduler") if k not in state]
         if missing:
             raise CheckpointError(f"SRGAN checkpoint lacks {missing} (not written by SRGANTrainer?)")
         self.discriminator.load_state_dict(state["discriminator"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
         self.d_scheduler.load_state_dict(state["d_scheduler"])
-
-
-# --------------------------------------------------------------------------- evaluation
-
-def sr_val_fn(pairs: Sequence, spec: MetricSpec, *, scale: int = 1,
-              forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> Callable[[nn.Module], dict]:
-    """``val_fn(model) -> {"val_psnr", "val_ssim"}`` on whole images ``pairs``
-    (``(name, lq, gt)`` arrays) under ``spec`` (e.g. ``SR_Y(4)``);
-    ``forward(model, lq)`` customises the call (FSRCNN: :func:`y_model_forward`)."""
-    from .experiment import evaluate
-
-    def val_fn(model: nn.Module) -> dict:
-        p = next(model.parameters(), None)
-        dev = p.device if p is not None else torch.device("cpu")
-        df = evaluate(model, pairs, spec, device=dev, scale=scale, forward=forward)
-        return {"val_psnr": float(df["psnr"].mean()), "val_ssim": float(df["ssim"].mean())}
-
-    return val_fn
-
-
-@torch.no_grad()
-def evaluate_sr_methods(methods: Mapping[str, Restorer | None], pairs: Sequence, spec: MetricSpec, *,
-                        scale: int = 1, device="cpu", lpips_model=None, keep_outputs: bool = False):
-    """Score restorers ``f(lq) -> restored`` on whole ``pairs`` under ``spec``.
-
-    ``None`` is the identity baseline (the degraded input, MATLAB-bicubic
-    upsampled when ``scale > 1``). Outputs are clamped to [0, 1]. With
-    ``lpips_model`` (a :class:`restore_lib.lpips.LPIPS`) an ``lpips`` column
-    is added (RGB, whole image); without one the column is NaN. Returns a long
-    DataFrame ``(image, method, psnr, ssim, lpips)`` and, with
-    ``keep_outputs``, ``{(image, method): (3, H, W) tensor}``.
-    """
-    import pandas as pd
-
-    from .experiment import identity_baseline, to_tensor
-
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
-    if lpips_model is not None:
-        from .lpips import lpips_score
-    rows, outputs = [], {}
-    for name, lq_np, gt_np in pairs:
-        lq, gt = to_tensor(lq_np)[None], to_tensor(gt_np)[None]
-        for label, fn in methods.items():
-            pred = identity_baseline(lq, scale) if fn is None else fn(lq.to(dev)).float().cpu()
-            pred = pred.clamp(0, 1)
-            if pred.shape != gt.shape:
-                raise ValueError(f"{label} on {name}: output {tuple(pred.shape)} != ground truth {tuple(gt.shape)}")
-            m = spec.evaluate(pred, gt)
-            lp = lpips_score(pred, gt, lpips_model) if lpips_model is not None else math.nan
-            rows.append({"image": name, "method": label, "psnr": m["psnr"], "ssim": m["ssim"], "lpips": lp})
-            if keep_outputs:
-                outputs[(name, label)] = pred[0]
-    df = pd.DataFrame(rows)
-    return (df, outputs) if keep_outputs else df
-
-
-def comparison_table(df, reference: str | None = None, *, lpips_note: str | None = None,
-                     columns: Sequence[str] = ("PSNR", "SSIM", "LPIPS")):
-    """Mean per method (order of first appearance) from :func:`evaluate_sr_methods`:
-    ``PSNR``, ``SSIM``, ``LPIPS`` (the mean, or ``lpips_note`` such as
-    ``"n/a (no trunk weights)"`` when the column is all NaN), ``ΔPSNR`` against
-    ``reference`` (default: the first method) and ``images better`` (how many
-    images have a higher PSNR than the reference's). ``columns`` picks and
-    orders the metric columns."""
-    import pandas as pd
-
-    order = list(dict.fromkeys(df["method"]))
-    reference = reference or order[0]
-    if reference not in order:
-        raise KeyError(f"comparison_table: unknown reference method {reference!r}; methods: {order}")
-    ref = df[df["method"] == reference].set_index("image")["psnr"]
-    have_lpips = "lpips" in df and df["lpips"].notna().any()
-    rows = []
-    for m in order:
-        d = df[df["method"] == m]
-        per = d.set_index("image")["psnr"]
-        values = {"PSNR": float(d["psnr"].mean()), "SSIM": float(d["ssim"].mean()),
-                  "LPIPS": float(d["lpips"].mean()) if have_lpips else (lpips_note or "n/a")}
-        row = {"method": m, **{c: values[c] for c in columns}}
-        row["ΔPSNR"] = float(d["psnr"].mean() - ref.mean())
-        row["images better"] = int((per > ref.reindex(per.index)).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def subset_table(df, subsets: Mapping[str, Sequence[str]], methods: Sequence[str] | None = None):
-    """Mean PSNR and SSIM per (subset of images, method): one row per subset,
-    columns ``"<method> PSNR"``, ``"<method> SSIM"`` and ``images``."""
-    import pandas as pd
-
-    methods = list(methods) if methods is not None else list(dict.fromkeys(df["method"]))
-    rows = []
-    for label, names in subsets.items():
-        names = list(names)
-        d = df[df["image"].isin(names)]
-        if d.empty:
-            raise KeyError(f"subset_table: no results for subset {label!r} ({names})")
-        row = {"test set": label, "images": len(set(d["image"]))}
-        for m in methods:
-            dm = d[d["method"] == m]
-            row[f"{m} PSNR"] = float(dm["psnr"].mean())
-            row[f"{m} SSIM"] = float(dm["ssim"].mean())
-        rows.append(row)
-    return pd.DataFrame(rows)

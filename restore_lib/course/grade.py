@@ -1,6 +1,6 @@
 """Grade ablation results against reference runs: tolerances, order, protocol.
 
-    python -m restore_lib.grade SUBMISSION [SUBMISSION ...] [--reference results/]
+    python -m restore_lib.course.grade SUBMISSION [SUBMISSION ...] [--reference results/]
                                 [--spec NAME_OR_PATH ...] [--out DIR] [--class]
 
 A SUBMISSION is a folder laid out like ``results/ablations/<name>/<arm>/metrics.json``
@@ -47,7 +47,7 @@ from typing import Any
 
 from .ablations import AblationSpec, SpecError, format_value, list_specs, load_spec
 from .results import MetricsSchemaError, load_metrics
-from .utils import atomic_write_text, repo_root
+from ..utils import atomic_write_text, repo_root
 
 __all__ = ["GradeError", "BadReference", "Difference", "ArmGrade", "AblationGrade", "SubmissionGrade", "Reference",
            "PASS", "FAIL", "MISMATCH", "MISSING", "ERROR", "locate_ablation", "protocol_differences",
@@ -244,7 +244,7 @@ class Reference:
         if arm in spec.values:
             return None, spec.values[arm], "spec expect.values"
         raise BadReference(f"no reference for {spec.name}/{arm}: neither {path} (run `python -m "
-                         f"restore_lib.reproduce --ablation {spec.name}`) nor expect.values.{arm} in {spec.path}")
+                         f"restore_lib.course.reproduce --ablation {spec.name}`) nor expect.values.{arm} in {spec.path}")
 
 
 # ---------------------------------------------------------------------- comparison
@@ -489,7 +489,7 @@ def _grade_class(members: list[Path], specs: list[AblationSpec], reference: Refe
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m restore_lib.grade",
+    ap = argparse.ArgumentParser(prog="python -m restore_lib.course.grade",
                                  description="Grade ablation results (metrics.json) against reference runs.")
     ap.add_argument("submissions", nargs="+", type=Path,
                     help="submission folder(s) or metrics.json file(s); with --class, class folders")

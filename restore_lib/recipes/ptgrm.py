@@ -37,6 +37,7 @@ paper's "22.91 (+3.04)" cells).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -45,10 +46,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data.datasets import item_generators
-from .losses import CharbonnierLoss, L1Loss
-from .metrics import MetricSpec, psnr
-from .train import TrainConfig, Trainer
+from ..archs._common import pad_to_multiple
+from ..archs.ptgrm import PTGRM
+from ..checkpoints import load_checkpoint, read_checkpoint_file
+from ..data.datasets import MemoryPairs, item_generators
+from ..data.io import to_tensor
+from ..evaluate import evaluate
+from ..losses import CharbonnierLoss, L1Loss
+from ..metrics import MetricSpec, psnr
+from ..models import build_model
+from ..train import TrainConfig, Trainer
+from ..utils import repo_root, seed_everything
 
 __all__ = ["fuse", "pixel_loss", "build_refiner", "RefinedModel", "RefinementPairs", "RefinementTrainer",
            "initial_outputs", "evaluate_refinement", "final_losses", "restoration_prior_network", "PRIOR_LAYER",
@@ -88,8 +96,6 @@ def pixel_loss(name: str) -> nn.Module:
 def build_refiner(prior_dim: int, ablation: str | None = None, **overrides) -> nn.Module:
     """A PTG-RM for a prior of width ``prior_dim``; ``ablation`` is a row name of
     ``PTGRM.ABLATIONS`` (its kwargs; the 2-D row keeps its own 1280-d width)."""
-    from .archs.ptgrm import PTGRM
-
     kw = {"prior_dim": prior_dim}
     if ablation is not None:
         if ablation not in PTGRM.ABLATIONS:
@@ -153,18 +159,6 @@ class RefinedModel(nn.Module):
         return (out, initial) if return_initial else out
 
 
-def _chw(x) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach().float().cpu()
-        if t.ndim == 4 and t.shape[0] == 1:
-            t = t[0]
-        return t
-    arr = np.asarray(x)
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)
-
-
 class RefinementPairs(torch.utils.data.Dataset):
     """Aligned random crops of (degraded, clean[, F's output]) for training R.
 
@@ -180,7 +174,7 @@ class RefinementPairs(torch.utils.data.Dataset):
             raise ValueError("RefinementPairs: no pairs given")
         self.items = []
         for name, lq, gt in pairs:
-            lq_t, gt_t = _chw(lq), _chw(gt)
+            lq_t, gt_t = to_tensor(lq), to_tensor(gt)
             if lq_t.shape != gt_t.shape or lq_t.shape[0] != 3:
                 raise ValueError(f"RefinementPairs: {name}: degraded {tuple(lq_t.shape)} and clean "
                                  f"{tuple(gt_t.shape)} must both be (3,H,W) of one size")
@@ -191,7 +185,7 @@ class RefinementPairs(torch.utils.data.Dataset):
             if initial is not None:
                 if name not in initial:
                     raise KeyError(f"RefinementPairs: no cached F output for {name!r}")
-                init = _chw(initial[name])
+                init = to_tensor(initial[name])
                 if init.shape != lq_t.shape:
                     raise ValueError(f"RefinementPairs: {name}: F output {tuple(init.shape)} does not match "
                                      f"the image {tuple(lq_t.shape)}")
@@ -263,14 +257,15 @@ def initial_outputs(target: nn.Module, pairs: Sequence[tuple], device="cpu") -> 
     target.eval()
     out = {}
     for name, lq, _ in pairs:
-        out[name] = target(_chw(lq)[None].to(device)).float().cpu()[0]
+        out[name] = target(to_tensor(lq)[None].to(device)).float().cpu()[0]
     return out
 
 
 @torch.no_grad()
 def evaluate_refinement(model: RefinedModel, pairs: Sequence[tuple], spec: MetricSpec, *, device="cpu",
                         initial: dict | None = None, baseline=None):
-    """Per-image scores of the degraded input, F alone ("Original") and F + R.
+    """Per-image scores of the degraded input, F alone ("Original") and F + R,
+    from :func:`restore_lib.evaluate.evaluate`.
 
     Returns a DataFrame with ``name, psnr_in, ssim_in, psnr_F, ssim_F, psnr,
     ssim``. ``initial`` = cached F outputs (:func:`initial_outputs`); missing
@@ -282,18 +277,26 @@ def evaluate_refinement(model: RefinedModel, pairs: Sequence[tuple], spec: Metri
 
     model.eval()
     known = baseline.set_index("name") if baseline is not None else None
-    rows = []
-    for name, lq_np, gt_np in pairs:
-        lq, gt = _chw(lq_np)[None].to(device), _chw(gt_np)[None]
+    f_out: dict[str, torch.Tensor] = {}
+
+    def refined(lq, name):
         init = initial[name][None].to(device) if initial is not None and name in initial else model.target(lq)
-        out = model.refine(init, lq).float().cpu().clamp(0, 1)
-        r = spec.evaluate(out, gt)
+        f_out[name] = init
+        return model.refine(init, lq)
+
+    methods = {"F + R": refined}
+    if known is None or not all(name in known.index for name, _, _ in pairs):
+        methods.update({"input": None, "F": lambda lq, name: f_out[name]})
+    df = evaluate(methods, pairs, spec, device=device, args=("lq", "name")).set_index(["image", "method"])
+    rows = []
+    for name, _, _ in pairs:
         if known is not None and name in known.index:
             ref = known.loc[name]
             b = {"psnr": ref["psnr_in"], "ssim": ref["ssim_in"]}
             f = {"psnr": ref["psnr_F"], "ssim": ref["ssim_F"]}
         else:
-            b, f = spec.evaluate(lq.cpu(), gt), spec.evaluate(init.float().cpu().clamp(0, 1), gt)
+            b, f = df.loc[(name, "input")], df.loc[(name, "F")]
+        r = df.loc[(name, "F + R")]
         rows.append({"name": name, "psnr_in": b["psnr"], "ssim_in": b["ssim"], "psnr_F": f["psnr"],
                      "ssim_F": f["ssim"], "psnr": r["psnr"], "ssim": r["ssim"]})
     return pd.DataFrame(rows)
@@ -325,10 +328,6 @@ def restoration_prior_network(checkpoint: str | Path, *, fallback_pairs: Sequenc
     of 8 random 64x64 crops, seeded) so the prior is the same either way.
     Returns ``(network in eval mode, a sentence naming the source)``.
     """
-    from .data.datasets import MemoryPairs
-    from .models import build_model, load_checkpoint
-    from .utils import seed_everything
-
     checkpoint = Path(checkpoint)
     shown = _shown_path(checkpoint)
     unfinished = checkpoint.is_file() and not _finished_run(checkpoint)
@@ -354,8 +353,6 @@ def _finished_run(checkpoint: Path) -> bool:
     """True unless ``checkpoint`` is a Trainer checkpoint whose run stopped before
     its last step (notebook 00 may still be training it, e.g. when notebooks run
     in parallel). Plain weight files count as finished."""
-    from .models import read_checkpoint_file
-
     state = read_checkpoint_file(checkpoint)
     if not (isinstance(state, dict) and "step" in state and isinstance(state.get("config"), dict)):
         return True
@@ -365,10 +362,6 @@ def _finished_run(checkpoint: Path) -> bool:
 def _shown_path(path: Path) -> str:
     """``path`` relative to the repository (or to $RESTORE_RUNS_DIR's parent) when
     it lies inside, so outputs carry no machine-specific absolute paths."""
-    import os
-
-    from .utils import repo_root
-
     bases = [repo_root()] + ([Path(os.environ["RESTORE_RUNS_DIR"]).parent] if os.environ.get("RESTORE_RUNS_DIR")
                              else [])
     for base in bases:
@@ -389,10 +382,6 @@ def train_target(model_name: str, preset: str, train_pairs: Sequence[tuple], *, 
     ``reuse=True`` resumes from ``ckpt_dir/last.pt`` when it exists (a finished
     run is loaded, not retrained). Returns ``(model, history DataFrame)``.
     """
-    from .data.datasets import MemoryPairs
-    from .models import build_model
-    from .utils import seed_everything
-
     seed_everything(seed)
     model = build_model(model_name, preset, **model_cfg)
     config = TrainConfig(total_steps=steps, batch_size=batch_size, lr=lr, optimizer="adamw", eta_min=1e-6,
@@ -416,8 +405,6 @@ def train_refiner(target: nn.Module, prior: nn.Module | None, train_pairs: Seque
     ``seed`` first, so R's initial weights do not depend on what ran before.
     Returns ``(RefinedModel, history DataFrame)``.
     """
-    from .utils import seed_everything
-
     if joint and initial is not None:
         raise ValueError("train_refiner: cached F outputs cannot be used when F is trained jointly")
     seed_everything(seed)
@@ -455,13 +442,11 @@ def prior_signal(refiner: nn.Module, prior: nn.Module, pairs: Sequence[tuple], d
     ``initial`` (cached F outputs) or ``target`` (F) gives Î_c. Needs a
     refiner with the learned SVE mask and CSA (the full setting).
     """
-    from .archs._common import pad_to_multiple
-
     if not all(hasattr(refiner, n) for n in ("mapp_space1", "mapp_space11")):
         raise ValueError("prior_signal needs a PTG-RM with the learned SVE mask and channel/spatial attention")
     f_rms, tm, tc = [], [], []
     for name, lq_np, _ in pairs:
-        lq = _chw(lq_np)[None].to(device)
+        lq = to_tensor(lq_np)[None].to(device)
         init = initial[name][None].to(device) if initial is not None else target(lq)
         g = prior(lq).to(device)
         f = refiner.encode(pad_to_multiple(init, 4)[0], pad_to_multiple(lq, 4)[0])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from restore_lib.callbacks import ReportMonitor
+from restore_lib.recipes.stripformer import ReportMonitor
 from restore_lib.data.datasets import MemoryPairs
 from restore_lib.models import build_model
 from restore_lib.train import TrainConfig, Trainer

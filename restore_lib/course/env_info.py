@@ -1,4 +1,4 @@
-"""``python -m restore_lib.env_info``: versions, device and data paths, for bug reports."""
+"""``python -m restore_lib.course.env_info``: versions, device and data paths, for bug reports."""
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -6,12 +6,14 @@ import os
 import platform
 import sys
 
+from ..data.embedded import default_root
+from ..utils import git_info, lib_hash, pick_device, repo_root
+from ..weights import TORCHVISION_FILES, find_weights
+
 
 def collect() -> dict:
     import torch
 
-    from .utils import git_info, lib_hash, pick_device, repo_root
-    from .weights import TORCHVISION_FILES, find_weights
 
     info = {
         "python": sys.version.split()[0],
@@ -34,7 +36,6 @@ def collect() -> dict:
     info["device_auto"] = str(pick_device("auto"))
     info["torch_threads"] = torch.get_num_threads()
     root = repo_root()
-    from .data.embedded import default_root
 
     info["data_embedded"] = str(default_root())
     info["data_embedded_built"] = os.path.isfile(os.path.join(info["data_embedded"], "manifest.json"))

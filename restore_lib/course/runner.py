@@ -1,0 +1,202 @@
+"""Running one notebook: its parameters (``configs/<notebook>/<profile>.yaml``),
+papermill execution, the checks on the metrics.json it must write, and the
+errors that name the notebook and the failing cell. Used by
+:mod:`restore_lib.course.reproduce` and :mod:`restore_lib.course.ablations`."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import yaml
+
+from ..utils import atomic_write_text, repo_root
+from .nbclean import _dump, clean_notebook
+from .results import MetricsSchemaError, load_metrics
+
+__all__ = ["PROFILES", "ParameterError", "NotebookFailed", "list_notebooks", "results_dir_for",
+           "notebook_parameters", "load_profile_params", "check_parameters", "previous_wall_time", "run_notebook"]
+
+PROFILES = ("smoke", "gpu")
+
+
+class ParameterError(ValueError):
+    """A profile YAML names a parameter the notebook does not have."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised during execution, or did not write a valid metrics.json."""
+
+
+def list_notebooks(root: Path | None = None) -> list[Path]:
+    root = root or repo_root()
+    return sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def results_dir_for(stem: str, profile: str, root: Path | None = None) -> Path:
+    base = (root or repo_root()) / "results" / stem
+    return base if profile == "smoke" else base / profile
+
+
+def notebook_parameters(nb_path: Path) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(nb_path))
+
+
+def load_profile_params(nb_path: Path, profile: str, root: Path | None = None) -> dict:
+    """The YAML parameters of ``profile`` for a notebook, checked against the
+    notebook's parameters cell."""
+    root = root or repo_root()
+    cfg = root / "configs" / nb_path.stem / f"{profile}.yaml"
+    if not cfg.is_file():
+        if profile == "smoke":
+            params = {}
+        else:
+            raise ParameterError(f"{cfg}: no '{profile}' profile for {nb_path.name}")
+    else:
+        try:
+            params = yaml.safe_load(cfg.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ParameterError(f"{cfg}: invalid YAML ({e})") from e
+        if not isinstance(params, dict):
+            raise ParameterError(f"{cfg}: must be a flat mapping of parameter names to values")
+    check_parameters(nb_path, params, source=str(cfg))
+    params.setdefault("profile", profile)
+    return params
+
+
+def check_parameters(nb_path: Path, params: dict, source: str = "parameters") -> None:
+    known = notebook_parameters(nb_path)
+    if not known:
+        raise ParameterError(f"{nb_path}: no cell tagged 'parameters'")
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParameterError(f"{source}: unknown parameter(s) {', '.join(unknown)} for {nb_path.name}; "
+                             f"known: {', '.join(sorted(known))}")
+    wrong = [problem for name, value in params.items()
+             if (problem := _type_problem(name, value, known[name].get("default"), known[name].get("help") or ""))]
+    if wrong:
+        raise ParameterError(f"{source}: wrong type for {nb_path.name}: " + "; ".join(wrong))
+
+
+def _type_problem(name: str, value, default_src, help_text: str = "") -> str | None:
+    """Why ``value`` cannot stand for a parameter whose default is the literal
+    ``default_src`` (None when it can). A None default accepts anything, and
+    None is accepted where the parameter's comment documents it; a float
+    accepts whole numbers; bool and int never stand for each other."""
+    import ast
+
+    if value is None and "None" in help_text:
+        return None
+    try:
+        default = ast.literal_eval(default_src) if isinstance(default_src, str) else None
+    except (ValueError, SyntaxError):
+        return None          # an expression: no literal type to check against
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(default))
+    if ok:
+        return None
+    return f"{name}: {value!r} is {type(value).__name__}, expected {type(default).__name__} (default {default_src})"
+
+
+def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) -> float:
+    """Wall time (s) of the notebook's recorded run in ``results/``; 0 when there is none or it is unreadable
+    (only used to order parallel runs)."""
+    metrics = results_dir_for(nb_path.stem, profile, root or repo_root()) / "metrics.json"
+    try:
+        return float(load_metrics(metrics)["provenance"].get("wall_time_s") or 0.0)
+    except (MetricsSchemaError, TypeError, ValueError):
+        return 0.0
+
+
+def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
+                 root: Path | None = None, update_notebook: bool = False, log_output: bool = False,
+                 out_dir: Path | None = None, executed: Path | None = None, label: str | None = None) -> Path:
+    """Execute one notebook; return the path of its validated metrics.json.
+
+    ``out_dir`` (default ``results/<stem>`` or ``results/<stem>/<profile>``) is
+    where the notebook must write metrics.json; it is passed to the notebook as
+    its ``out_dir`` parameter unless that is the default location of the smoke
+    profile. ``executed`` is where the executed copy goes. ``label`` names the
+    run in error messages (e.g. an ablation arm).
+    """
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    root = root or repo_root()
+    params = dict(load_profile_params(nb_path, profile, root) if params is None else params)
+    check_parameters(nb_path, params)
+    default_out = results_dir_for(nb_path.stem, profile, root)
+    out_dir = Path(out_dir) if out_dir is not None else default_out
+    if profile != "smoke" or out_dir != default_out:
+        params["out_dir"] = os.path.relpath(out_dir, nb_path.parent)
+    executed = executed or root / "results" / nb_path.stem / "executed" / f"{profile}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    name = nb_path.name + (f" ({label})" if label else "")
+    metrics = out_dir / "metrics.json"
+    started = time.time()
+    try:
+        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
+                            cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
+                            execution_timeout=timeout, report_mode=False)
+    except PapermillExecutionError as e:
+        index, first_line = _source_cell(executed, e.cell_index)
+        raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
+                             f"  executed copy: {executed}") from e
+    except (CellTimeoutError, DeadKernelError) as e:
+        what = f"ran past the per-cell timeout of {timeout} s (--timeout)" if isinstance(e, CellTimeoutError) \
+            else "lost its kernel (it died: out of memory, a crash in native code, or os._exit)"
+        raise NotebookFailed(f"{name}: {_running_cell(executed)}{what}\n  executed copy: {executed}") from e
+    if not metrics.is_file() or metrics.stat().st_mtime < started:
+        raise NotebookFailed(f"{name}: ran but did not write {metrics}")
+    try:
+        obj = load_metrics(metrics)
+    except MetricsSchemaError as e:
+        raise NotebookFailed(str(e)) from e
+    if obj["profile"] != profile:
+        raise NotebookFailed(f"{metrics}: records profile {obj['profile']!r}, expected {profile!r}")
+    if update_notebook:
+        nb = json.loads(executed.read_text(encoding="utf-8"))
+        atomic_write_text(nb_path, _dump(clean_notebook(nb)))
+    return metrics
+
+
+def _running_cell(executed: Path) -> str:
+    """"cell N ('first line') " of the last cell papermill started before
+    execution stopped, or "" when the executed copy does not say."""
+    try:
+        nb = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    started = [i for i, c in enumerate(nb.get("cells", []))
+               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return ""
+    index, first = _source_cell(executed, started[-1])
+    return f"cell {index} ({first!r}) "
+
+
+def _source_cell(executed: Path, cell_index: int) -> tuple[int, str]:
+    """Map a cell index of the executed copy (which has papermill's injected
+    parameters cell) back to the source notebook; also return its first line."""
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    cells = [c for c in nb.get("cells", [])  # papermill prepends an error banner cell on failure
+             if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    source = "".join(cells[cell_index].get("source", "")) if 0 <= cell_index < len(cells) else ""
+    first = next((ln for ln in source.splitlines() if ln.strip()), "")[:80]
+    shift = 1 if injected and cell_index > injected[0] else 0
+    return cell_index - shift, first
