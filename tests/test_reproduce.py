@@ -255,3 +255,26 @@ def test_results_readme_shows_the_seed_spread(fake_repo, monkeypatch):
     # a recorded run newer than the spread is said, not shown as if it belonged to it
     assert reproduce.main([]) == 0
     assert "99_demo: the recorded run is newer than its seed spread" in (fake_repo / "results" / "README.md").read_text()
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(fake_repo, monkeypatch):
+    import papermill
+
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kwargs):      # the first kernel loses a port race, as two kernels started at once can
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    assert run_notebook(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", root=fake_repo).is_file()
+    assert len(calls) == 2
+
+    def always(*args, **kwargs):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(papermill, "execute_notebook", always)
+    with pytest.raises(NotebookFailed, match=r"99_demo.ipynb: no kernel could be started \(3 tries\)"):
+        run_notebook(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", root=fake_repo)

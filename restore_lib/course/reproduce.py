@@ -121,6 +121,10 @@ def _execute(plan: RunPlan, timeout: int, root: Path, log_output: bool) -> str |
     return None
 
 
+#: seconds between the starts of the first parallel runs
+KERNEL_START_STAGGER_S = 5.0
+
+
 def execute_plans(plans: list[RunPlan], *, jobs: int, timeout: int, root: Path, log_output: bool = False):
     """Run the plans, ``jobs`` at a time, each in its own process (and kernel);
     yield ``(plan, error message or None)`` as they finish."""
@@ -132,9 +136,19 @@ def execute_plans(plans: list[RunPlan], *, jobs: int, timeout: int, root: Path, 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_execute, plan, timeout, root, log_output): plan for plan in plans}
+        futures = {}
+        for i, plan in enumerate(plans):
+            futures[pool.submit(_execute, plan, timeout, root, log_output)] = plan
+            if i < jobs - 1:
+                time.sleep(KERNEL_START_STAGGER_S)   # the first wave's kernels do not all start at once
         for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+            plan = futures[fut]
+            try:
+                error = fut.result()
+            except Exception as e:  # noqa: BLE001 - a failure of the worker itself: reported, the others go on
+                error = f"{plan.notebook.name}{f' ({plan.label})' if plan.label else ''}: {type(e).__name__}: {e}"
+                print(f"[{plan.notebook.stem}] FAILED: {error}", file=sys.stderr, flush=True)
+            yield plan, error
 
 
 def publish_seed_spread(plans: list[RunPlan], root: Path) -> Path:

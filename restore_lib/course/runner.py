@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -149,9 +150,23 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
     metrics = out_dir / "metrics.json"
     started = time.time()
     try:
-        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
-                            cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
-                            execution_timeout=timeout, report_mode=False)
+        for attempt in range(KERNEL_START_TRIES):
+            try:
+                pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
+                                    cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
+                                    execution_timeout=timeout, report_mode=False)
+                break
+            except RuntimeError as e:
+                # two kernels started at the same moment can pick the same TCP port; the loser dies before
+                # it answers, before any cell ran: start it again (a kernel that dies later is DeadKernelError)
+                if _KERNEL_START_FAILED not in str(e) or attempt + 1 == KERNEL_START_TRIES:
+                    raise
+                print(f"{name}: the kernel died while starting ({e}); starting another", file=sys.stderr)
+                time.sleep(1.0 + attempt)
+    except RuntimeError as e:
+        if _KERNEL_START_FAILED not in str(e):
+            raise
+        raise NotebookFailed(f"{name}: no kernel could be started ({KERNEL_START_TRIES} tries): {e}") from e
     except PapermillExecutionError as e:
         index, first_line = _source_cell(executed, e.cell_index)
         raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
@@ -172,6 +187,11 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
         nb = json.loads(executed.read_text(encoding="utf-8"))
         atomic_write_text(nb_path, _dump(clean_notebook(nb)))
     return metrics
+
+
+#: nbclient's message when a kernel dies before its first reply, and how often a run starts one
+_KERNEL_START_FAILED = "before replying to kernel_info"
+KERNEL_START_TRIES = 3
 
 
 def _running_cell(executed: Path) -> str:
