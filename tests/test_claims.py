@@ -5,7 +5,8 @@ import math
 import pytest
 
 from restore_lib.course.reproduce import list_notebooks, results_dir_for
-from restore_lib.course.results import load_metrics, load_seed_spread, seed_records_dir, summarize_seed_runs
+from restore_lib.course.results import (load_metrics, load_seed_spread, paired_difference, seed_records_dir,
+                                        summarize_seed_runs)
 from restore_lib.utils import repo_root
 
 from claims import claim_modules
@@ -62,6 +63,17 @@ def test_seed_spread_summarizes_the_committed_seed_runs(report):
     # every seed ran the same code, environment and data
     for field in ("commit", "lib_hash", "torch", "data"):
         assert len({str(r[field]) for r in spread["runs"]}) == 1, f"{report}: seed runs differ in {field}"
+
+
+@pytest.mark.parametrize("report", sorted(r for r, m in MODULES.items() if hasattr(m, "check_spread")))
+def test_claims_about_differences_rest_on_the_seed_spread(report):
+    """``check_spread(diff)``: what a report says is real, or within noise, over the recorded seeds."""
+    MODULES[report].check_spread(lambda a, b: paired_difference(report, a, b))
+
+
+def test_every_report_states_what_is_within_noise():
+    missing = [r for r, m in MODULES.items() if not hasattr(m, "check_spread")]
+    assert not missing, f"claim modules without check_spread: {missing}"
 
 
 def test_results_readme_lists_every_report():

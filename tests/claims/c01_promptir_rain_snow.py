@@ -1,26 +1,30 @@
-"""PromptIR rain/snow (reports A and B): in the CPU profile both pipelines beat
-the degraded input on held-out images in every row of the main table, the
-submission file round-trips, and the default configs have the reference
-parameter counts."""
+"""PromptIR rain/snow (reports A and B), smoke profile, at every recorded seed:
+both pipelines remove most of the heavy-rain veil and of the snow and gain on
+average over the degraded input; on light rain only Report A's PromptIR-CSA
+gains in every seed, while Report B's PSNR gain there moves with the seed
+(within noise of zero; its SSIM still rises); the PromptIR protocol changes
+SSIM, not PSNR; the submission file round-trips; the default configs have the
+reference parameter counts."""
 REPORT = "01_promptir_rain_snow"
 TYPES = ("rain_light", "rain_heavy", "snow")
 MODELS = ("PromptIR-CSA (A)", "PromptIR (B)")
-MIN_GAIN_DB = 0.3          # per-type PSNR gain over the degraded input, both protocols
+#: least PSNR gain over the degraded input at every seed (dB), both pipelines, both protocols
+MIN_GAIN_DB = {"rain_heavy": 3.0, "snow": 1.0, "average": 2.0}
 
 
 def check(m, record):
     for table in ("main", "main_promptir_protocol"):
-        for row in (*TYPES, "average"):
-            base = m[f"{table}/{row}/PSNR input"]
-            for model in MODELS:
-                gain = m[f"{table}/{row}/PSNR {model}"] - base
-                assert gain > MIN_GAIN_DB, f"{table}/{row}: {model} gains only {gain:.2f} dB over the input"
+        base = {row: m[f"{table}/{row}/PSNR input"] for row in (*TYPES, "average")}
         for model in MODELS:
-            avg = m[f"{table}/average/PSNR {model}"] - m[f"{table}/average/PSNR input"]
-            assert avg > 2.0, f"{table}: {model} average PSNR gain {avg:.2f} dB"
-            # heavy rain: removing the veil is the large, robust gain
-            assert m[f"{table}/rain_heavy/PSNR {model}"] > m[f"{table}/rain_heavy/PSNR input"] + 3.0
+            for row, least in MIN_GAIN_DB.items():
+                gain = m[f"{table}/{row}/PSNR {model}"] - base[row]
+                assert gain > least, f"{table}/{row}: {model} gains only {gain:.2f} dB over the input"
+            # heavy rain: removing the veil is the large, robust gain, in SSIM too
             assert m[f"{table}/rain_heavy/SSIM {model}"] > m[f"{table}/rain_heavy/SSIM input"]
+        # light rain: Report A's pipeline gains at every seed; Report B's SSIM rises even where its PSNR does not
+        gain_a = m[f"{table}/rain_light/PSNR PromptIR-CSA (A)"] - base["rain_light"]
+        assert gain_a > 0.3, f"{table}/rain_light: PromptIR-CSA (A) gains only {gain_a:.2f} dB"
+        assert m[f"{table}/rain_light/SSIM PromptIR (B)"] > m[f"{table}/rain_light/SSIM input"]
     # the PromptIR protocol only changes SSIM (and float vs 8-bit outputs): PSNRs agree closely
     for row in (*TYPES, "average"):
         assert abs(m[f"main/{row}/PSNR input"] - m[f"main_promptir_protocol/{row}/PSNR input"]) < 1e-6
@@ -41,3 +45,11 @@ def check(m, record):
     for key, v in m.items():
         if key.startswith("ablation_") and key.endswith("/val PSNR"):
             assert 10.0 < v < 40.0, key
+
+
+def check_spread(diff):
+    """Over the seeds: Report A's light-rain gain is real, Report B's is within noise."""
+    a = diff("main/rain_light/PSNR PromptIR-CSA (A)", "main/rain_light/PSNR input")
+    assert a.beyond_noise, a.verdict()
+    b = diff("main/rain_light/PSNR PromptIR (B)", "main/rain_light/PSNR input")
+    assert not b.beyond_noise, b.verdict()

@@ -1,12 +1,13 @@
-"""Stripformer (report 02): the CPU profile beats the blurred input on held-out
-images; the default config is the reference's; training resumes exactly;
-published numbers are labelled."""
+"""Stripformer (report 02), smoke profile, at every recorded seed: the small
+model ends above the blurred input on the mean PSNR, on motion blur and on
+6 of the 8 held-out images, while its SSIM falls below the input's; over the
+seeds the overall gain is within noise, and in the loss-terms ablation the
+contrastive term lowers PSNR beyond noise while the edge term changes
+nothing measurable. The default config is the reference's; training resumes
+exactly; published numbers are labelled."""
 import math
 
 REPORT = "02_stripformer_deblur"
-
-#: the smoke profile's margin over the blurred input (mean over the held-out images, dB)
-MIN_MEAN_GAIN_DB = 0.03
 
 
 def _rows(table):
@@ -17,13 +18,16 @@ def _rows(table):
 def check(m, record):
     tables = {t["id"]: t for t in record["tables"]}
 
-    # the CPU profile beats the blurred input: on the mean and on most held-out images
+    # the CPU profile ends above the blurred input: on the mean, on motion blur and on most held-out images
     gain = m["main/mean/PSNR Stripformer"] - m["main/mean/PSNR blurred"]
-    assert gain > MIN_MEAN_GAIN_DB, f"mean PSNR gain on held-out images is only {gain:.3f} dB"
+    assert gain > 0, f"mean PSNR gain on held-out images is {gain:.3f} dB"
+    assert m["main/mean motion_blur/PSNR Stripformer"] > m["main/mean motion_blur/PSNR blurred"]
+    # ... while SSIM falls: the short run trades structure for a slightly lower error
+    assert m["main/mean/SSIM Stripformer"] < m["main/mean/SSIM blurred"]
     images = [name for name in _rows(tables["main"]) if not name.startswith("mean")]
     assert len(images) >= 4, images
     wins = [n for n in images if m[f"main/{n}/PSNR Stripformer"] > m[f"main/{n}/PSNR blurred"]]
-    assert len(wins) > len(images) / 2, f"Stripformer beats the blurred input on only {len(wins)}/{len(images)}"
+    assert len(wins) >= 6, f"Stripformer beats the blurred input on only {len(wins)}/{len(images)}"
     assert abs(m["main/mean/gain_dB"] - gain) < 1e-9
     assert abs(m["summary/blurred input/PSNR"] - m["main/mean/PSNR blurred"]) < 1e-9
 
@@ -43,14 +47,24 @@ def check(m, record):
     # published numbers beside ours, labelled, with their own protocol
     ref = tables["published_reference"]
     assert ref["source"] == "published" and "Stripformer" in ref["citation"]
-    assert ref["rows"][0][2:4] == [33.08, 0.962] and "MATLAB" in ref["protocol"]["ssim_variant"]
+    assert "MATLAB" in ref["protocol"]["ssim_variant"]
     rep = tables["published_report"]
     assert rep["source"] == "published" and "report 002" in rep["citation"]
-    values = [r[1] for r in rep["rows"]]
-    assert values[0] == 8.0 and 9.0 < values[1] < values[2] < 26.0
 
     # the loss-terms ablation, when it ran: one finite row per arm
     if record["params"]["run_ablations"]:
         rows = tables["ablation_loss_terms"]["rows"]
         assert [r[0] for r in rows] == ["char", "char+edge", "char+edge+contrast"]
         assert all(math.isfinite(r[1]) and 0 < r[2] <= 1 for r in rows)
+
+
+def check_spread(diff):
+    """Over the seeds: the overall gain and the GoPro-style gain are within noise; the contrastive term lowers
+    PSNR beyond noise; Charbonnier alone and with the edge term are indistinguishable."""
+    for blur in ("mean", "mean gopro_blur"):
+        d = diff(f"main/{blur}/PSNR Stripformer", f"main/{blur}/PSNR blurred")
+        assert not d.beyond_noise, d.verdict()
+    con = diff("ablation_loss_terms/char+edge+contrast/PSNR", "ablation_loss_terms/char+edge/PSNR")
+    assert con.beyond_noise and con.mean < 0, con.verdict()
+    edge = diff("ablation_loss_terms/char+edge/PSNR", "ablation_loss_terms/char/PSNR")
+    assert not edge.beyond_noise, edge.verdict()
