@@ -1,9 +1,12 @@
-"""RestoraVision (report 03): on the held-out photos, every x4 SR model
-(FSRCNN, SRResNet, SRGAN, SwinIR) beats MATLAB bicubic in Y-PSNR (crop 4)
-and NAFNet beats the blurred input (RGB); SRGAN does not beat the SRResNet
-it was fine-tuned from in PSNR; the LPIPS column is honest; the reference
-configurations have the reference parameter counts; the published tables
-are labelled and the deblurring table lists PSNR before SSIM."""
+"""RestoraVision (report 03), smoke profile, at every recorded seed: on the
+held-out photos FSRCNN and SwinIR beat MATLAB bicubic in Y-PSNR (crop 4),
+SRResNet and SRGAN beat it on at least three of four photos, SRGAN stays
+below the SRResNet it was fine-tuned from, and NAFNet (and its Baseline)
+beat the blurred input in PSNR and SSIM; the LPIPS column is honest; the
+reference configurations have the reference parameter counts; the published
+tables are labelled and the deblurring table lists PSNR before SSIM. Over
+the seeds: SRResNet's and SRGAN's mean gains over bicubic are within noise,
+NAFNet and its Baseline are indistinguishable."""
 REPORT = "03_restoravision_sr_deblur"
 
 BICUBIC = "bicubic (MATLAB)"
@@ -12,8 +15,8 @@ REFERENCE_COUNTS = {"FSRCNN (56,12,4)": 12_809, "SRResNet": 1_549_462, "SRGAN di
                     "NAFNet GoPro width 32": 17_111_907, "NAFNet GoPro width 64": 67_888_835,
                     "NAFNet Baseline width 32": 17_023_875}
 PAPER_COUNTS = {"FSRCNN (56,12,4)": 12_464, "SwinIR lightweight x4": 897_228}
-# minimum Y-PSNR gain over bicubic on the four test photos (the committed run's gains are larger)
-SR_MARGINS = {"FSRCNN": 0.2, "SRResNet (MSE)": 0.05, "SRGAN": 0.0, "SwinIR": 0.1}
+#: minimum Y-PSNR gain over bicubic on the four test photos at every seed
+SR_MARGINS = {"FSRCNN": 0.2, "SwinIR": 0.1}
 
 
 def _table(record, tid):
@@ -23,7 +26,6 @@ def _table(record, tid):
 def check(m, record):
     for model, n in REFERENCE_COUNTS.items():
         assert m[f"param_counts/{model}/parameters"] == n, model
-        assert m[f"param_counts/{model}/reference"] == n, model
     for model, n in PAPER_COUNTS.items():
         assert m[f"param_counts/{model}/paper convention"] == n, model
 
@@ -33,9 +35,10 @@ def check(m, record):
         gain = m[f"sr/{model}/PSNR"] - bic
         assert gain > margin, f"{model} gains only {gain:.3f} dB over bicubic"
         assert abs(m[f"sr/{model}/ΔPSNR"] - gain) < 1e-9, model
-    assert m["sr/FSRCNN/images better"] >= 3
-    # SRGAN trades PSNR for realism: it does not beat the SRResNet it starts from
-    assert m["sr/SRGAN/PSNR"] < m["sr/SRResNet (MSE)/PSNR"] + 0.05
+    for model in ("FSRCNN", "SRResNet (MSE)", "SRGAN", "SwinIR"):
+        assert m[f"sr/{model}/images better"] >= 3, model
+    # SRGAN trades PSNR for realism: it ends below the SRResNet it starts from
+    assert m["sr/SRGAN/PSNR"] < m["sr/SRResNet (MSE)/PSNR"]
     # FSRCNN table: over all test photos FSRCNN beats bicubic, and it agrees with the comparison table
     assert m["fsrcnn/all test photos/FSRCNN PSNR"] > m[f"fsrcnn/all test photos/{BICUBIC} PSNR"] + 0.2
     assert abs(m["fsrcnn/all test photos/FSRCNN PSNR"] - m["sr/FSRCNN/PSNR"]) < 1e-9
@@ -63,3 +66,17 @@ def check(m, record):
     deblur_pub = _table(record, "published_report_deblur")
     assert deblur_pub["columns"][1:] == ["PSNR", "SSIM"]
     assert all(r[1] > 1.0 > r[2] for r in deblur_pub["rows"]), "PSNR and SSIM columns swapped"
+
+
+def check_spread(diff):
+    bic = f"sr/{BICUBIC}/PSNR"
+    for model in SR_MARGINS:
+        d = diff(f"sr/{model}/PSNR", bic)
+        assert d.beyond_noise and d.mean > 0, d.verdict()
+    for model in ("SRResNet (MSE)", "SRGAN"):
+        d = diff(f"sr/{model}/PSNR", bic)
+        assert not d.beyond_noise, d.verdict()
+    gan = diff("sr/SRGAN/PSNR", "sr/SRResNet (MSE)/PSNR")
+    assert gan.beyond_noise and gan.mean < 0, gan.verdict()
+    blocks = diff("deblur/NAFNet/PSNR", "deblur/NAFNet baseline/PSNR")
+    assert not blocks.beyond_noise, blocks.verdict()
