@@ -40,6 +40,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoints import CheckpointError, canonicalize_state_dict, load_state_dict_checked, read_checkpoint_file
+from .utils import sha256_file
 from .weights import find_weights, package_file
 
 __all__ = ["LPIPS", "load_lpips", "lpips_score", "NO_TRUNK", "LPIPSWeightsError", "NETS"]
@@ -99,6 +100,10 @@ def _unit_normalize(f: torch.Tensor) -> torch.Tensor:
     return f / (f.pow(2).sum(1, keepdim=True).sqrt() + EPS)
 
 
+#: torchvision's ImageNet trunk files: name, and the sha256 prefix torchvision puts in the name
+TORCHVISION_SHA256 = {"alex": ("alexnet-owt-7be5be79.pth", "7be5be79"), "vgg": ("vgg16-397923af.pth", "397923af")}
+
+
 class LPIPS(nn.Module):
     """LPIPS v0.1 with an AlexNet (``net="alex"``) or VGG16 (``"vgg"``) trunk.
 
@@ -131,6 +136,15 @@ class LPIPS(nn.Module):
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in spec["channels"])
         self._load_lins(Path(lin_path) if lin_path is not None else _lin_weights_path(net))
         self.trunk_source = source
+        #: the trunk file's sha256, and whether it is torchvision's published file (any file with the right keys
+        #: loads: this says which one the numbers came from)
+        self.trunk_sha256 = sha256_file(path)
+        known = TORCHVISION_SHA256[net]
+        self.trunk_is_torchvision = self.trunk_sha256.startswith(known[1])
+        self.trunk_source = (f"{source}; sha256 {self.trunk_sha256[:12]}, "
+                             + (f"torchvision's {known[0]}" if self.trunk_is_torchvision
+                                else f"NOT torchvision's {known[0]} (hash prefix {known[1]}): another file with the "
+                                     f"same keys"))
         self.requires_grad_(False)
         self.eval()
 

@@ -204,8 +204,12 @@ class CLIPPrior(Prior):
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: no config.json for backend='transformers'. {_CLIP_HELP}")
         from transformers import CLIPVisionModelWithProjection
-        model, info = CLIPVisionModelWithProjection.from_pretrained(
-            str(folder), local_files_only=True, output_loading_info=True)
+        try:
+            model, info = CLIPVisionModelWithProjection.from_pretrained(
+                str(folder), local_files_only=True, output_loading_info=True)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:   # transformers' own wording lacks it
+            raise RuntimeError(f"{folder}: CLIP weights could not be loaded with transformers "
+                               f"({type(e).__name__}: {e}). {_CLIP_HELP}") from e
         missing = sorted(info.get("missing_keys") or []) + sorted(str(k) for k in info.get("mismatched_keys") or [])
         if missing:
             raise RuntimeError(f"{folder}: {len(missing)} tensors of the CLIP vision model are missing from the "

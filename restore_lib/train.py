@@ -125,6 +125,17 @@ def _norm(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+def _changes(saved: dict, current: dict, only=None, skip=()) -> str:
+    """``"field: saved -> current, ..."`` over the fields that differ (those of ``only`` present in both, when
+    given; else every field of either, a missing one counting as None), less ``skip``; "" when none does."""
+    if only is not None:
+        fields = [k for k in only if k in saved]
+    else:
+        fields = sorted(set(saved) | set(current))
+    diff = [k for k in fields if k not in skip and _norm(saved.get(k)) != _norm(current.get(k))]
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(diff))
+
+
 def _kind(path: Path) -> str:
     return "folder" if path.is_dir() else "special file"
 
@@ -437,20 +448,15 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path}: not a restore_lib training checkpoint (format "
                                   f"{state.get('format') if isinstance(state, dict) else type(state).__name__})")
-        saved_cfg = state.get("config", {})
         current = dataclasses.asdict(self.config)
-        changed = sorted(k for k in current if k in saved_cfg and _norm(saved_cfg[k]) != _norm(current[k])
-                         and k not in RESUMABLE_CHANGES)
+        changed = _changes(state.get("config", {}), current, only=current, skip=RESUMABLE_CHANGES)
         if changed:
-            detail = ", ".join(f"{k}: {saved_cfg[k]!r} -> {current[k]!r}" for k in changed)
-            raise CheckpointError(f"{path}: the run was started with a different configuration ({detail}); "
+            raise CheckpointError(f"{path}: the run was started with a different configuration ({changed}); "
                                   f"resuming would not continue it exactly. Use a new checkpoint folder, or "
                                   f"restore the original settings")
-        saved_run = state.get("run_info", {})
-        changed_run = sorted(k for k in set(saved_run) | set(self.run_info) if saved_run.get(k) != self.run_info.get(k))
-        if changed_run:
-            detail = ", ".join(f"{k}: {saved_run.get(k)!r} -> {self.run_info.get(k)!r}" for k in changed_run)
-            raise CheckpointError(f"{path}: the run was started on something else ({detail}); resuming would "
+        changed = _changes(state.get("run_info", {}), self.run_info)
+        if changed:
+            raise CheckpointError(f"{path}: the run was started on something else ({changed}); resuming would "
                                   f"train a different run. Use a new checkpoint folder, or restore the original "
                                   f"settings")
         if state.get("world_size", 1) != self.world_size:

@@ -225,3 +225,13 @@ def test_bad_inputs_raise(pair):
         ours(x[..., :12, :12], x[..., :12, :12])
     with pytest.raises(TypeError, match="load_lpips"):
         lpips_score(x, x, None)
+
+
+def test_a_trunk_with_the_right_keys_but_not_torchvisions_file_is_said(pair):
+    """The random trunk saved under torchvision's file name loads (same keys), but its sha256 is not the one
+    torchvision publishes: the source line says so, with the hash."""
+    from restore_lib.utils import sha256_file
+
+    net, _, ours, trunk = pair
+    assert ours.trunk_sha256 == sha256_file(trunk) and not ours.trunk_is_torchvision
+    assert f"sha256 {ours.trunk_sha256[:12]}" in ours.trunk_source and "NOT torchvision's" in ours.trunk_source

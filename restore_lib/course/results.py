@@ -557,17 +557,23 @@ def render_seed_spread(spread: dict, keys: Sequence[str], heading_level: int = 3
 
 @dataclasses.dataclass(frozen=True)
 class Difference:
-    """``a - b`` of two metrics of one report, paired seed by seed."""
+    """``a - b`` of two metrics of one report, paired seed by seed (``spread``
+    is the spread of those per-seed differences)."""
     a: str
     b: str
-    seeds: tuple[int, ...]
-    values: tuple[float, ...]
-    mean: float
-    std: float
+    spread: Spread
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return self.spread.values
+
+    @property
+    def mean(self) -> float:
+        return self.spread.mean
 
     @property
     def stderr(self) -> float:
-        return self.std / math.sqrt(len(self.values))
+        return self.spread.std / math.sqrt(self.spread.n)
 
     @property
     def beyond_noise(self) -> bool:
@@ -588,5 +594,4 @@ def paired_difference(report: str, a: str, b: str, profile: str = "smoke",
     """``a - b`` over the recorded seeds (each seed's runs give both), with its spread;
     ``.beyond_noise`` is the project's rule for calling a difference real."""
     sa, sb = seed_spread(report, a, profile, root), seed_spread(report, b, profile, root)
-    d = spread_of(f"{a} - {b}", sa.seeds, [x - y for x, y in zip(sa.values, sb.values)])
-    return Difference(a, b, d.seeds, d.values, d.mean, d.std)
+    return Difference(a, b, spread_of(f"{a} - {b}", sa.seeds, [x - y for x, y in zip(sa.values, sb.values)]))

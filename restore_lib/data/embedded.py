@@ -75,6 +75,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..utils import repo_root, sha256_file
 from ..weights import package_file
 from .degradations import DEGRADATIONS, DETERMINISTIC_TASKS, NOISE_CONVENTION, degrade
 from .imresize import imresize, modcrop
@@ -134,18 +135,10 @@ class EmbeddedDatasetError(RuntimeError):
 
 
 # ------------------------------------------------------------------ locations
-def _repo_root() -> Path:
-    here = Path(__file__).resolve().parent
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    return Path.cwd()
-
-
 def default_root() -> Path:
     """``$RESTORE_DATA/embedded``, else ``<repo root>/data/embedded``."""
     env = os.environ.get("RESTORE_DATA")
-    return (Path(env) if env else _repo_root() / "data") / "embedded"
+    return (Path(env) if env else repo_root() / "data") / "embedded"
 
 
 def _root(root) -> Path:
@@ -229,14 +222,6 @@ def _prepared(name: str) -> tuple[tuple[int, ...], np.ndarray]:
 
 
 # ------------------------------------------------------------------- hashing
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _combine(files: dict[str, str]) -> str:
     h = hashlib.sha256()
     for rel in sorted(files):
@@ -348,7 +333,7 @@ def build(root=None, seed: int = 0, tasks: Iterable[str] | None = None, force: b
             write_image(cache / f"{name}.png", img)
         _run_tasks(stage, tasks, splits, clean, seed, workers, cache)
         shutil.rmtree(cache)
-        files = {p.relative_to(stage).as_posix(): _sha256_file(p)
+        files = {p.relative_to(stage).as_posix(): sha256_file(p)
                  for p in sorted(stage.rglob("*.png"))}
         manifest = _manifest(seed, tasks, splits, used, originals, clean, files)
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -459,6 +444,6 @@ def dataset_hash(root=None, task: str | None = None) -> str:
     tasks = manifest["tasks"] if task is None else [task]
     if task is not None and task not in manifest["tasks"]:
         raise EmbeddedDatasetError(f"{root}: task {task!r} was not built (built: {', '.join(manifest['tasks'])})")
-    files = {p.relative_to(root).as_posix(): _sha256_file(p)
+    files = {p.relative_to(root).as_posix(): sha256_file(p)
              for t in tasks for p in sorted((root / t).rglob("*.png"))}
     return _combine(files)
