@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from restore_lib.utils import sha256_file
+
 from restore_lib.data import embedded as E
 from restore_lib.data.degradations import degrade
 from restore_lib.data.io import read_image, to_uint8
@@ -99,7 +101,7 @@ def test_seed_derivation_is_stable():
 def test_manifest_hashes_match_files(root):
     m = E.read_manifest(root)
     for rel, digest in list(m["files"].items())[:20]:
-        assert E._sha256_file(root / rel) == digest
+        assert sha256_file(root / rel) == digest
     assert E.dataset_hash(root) == m["dataset_hash"]
     assert E.dataset_hash(root, "sr_x4") == m["task_hashes"]["sr_x4"] != m["dataset_hash"]
     lines = "".join(f"{r}\t{m['files'][r]}\n" for r in sorted(m["files"]))

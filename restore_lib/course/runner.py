@@ -163,10 +163,6 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
                     raise
                 print(f"{name}: the kernel died while starting ({e}); starting another", file=sys.stderr)
                 time.sleep(1.0 + attempt)
-    except RuntimeError as e:
-        if _KERNEL_START_FAILED not in str(e):
-            raise
-        raise NotebookFailed(f"{name}: no kernel could be started ({KERNEL_START_TRIES} tries): {e}") from e
     except PapermillExecutionError as e:
         index, first_line = _source_cell(executed, e.cell_index)
         raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"
@@ -175,6 +171,10 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
         what = f"ran past the per-cell timeout of {timeout} s (--timeout)" if isinstance(e, CellTimeoutError) \
             else "lost its kernel (it died: out of memory, a crash in native code, or os._exit)"
         raise NotebookFailed(f"{name}: {_running_cell(executed)}{what}\n  executed copy: {executed}") from e
+    except RuntimeError as e:      # after DeadKernelError, a RuntimeError too: only a kernel that never started
+        if _KERNEL_START_FAILED not in str(e):
+            raise
+        raise NotebookFailed(f"{name}: no kernel could be started ({KERNEL_START_TRIES} tries): {e}") from e
     if not metrics.is_file() or metrics.stat().st_mtime < started:
         raise NotebookFailed(f"{name}: ran but did not write {metrics}")
     try:
