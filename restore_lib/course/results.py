@@ -544,11 +544,11 @@ def render_seed_spread(spread: dict, keys: Sequence[str], heading_level: int = 3
     seeds = spread["seeds"]
     head = ["metric", *(f"seed {s}" for s in seeds), "mean", "std", "min–max"]
     lines = [f"{'#' * heading_level} Seed spread ({len(seeds)} seeds: {', '.join(map(str, seeds))})", "",
-             "Same code, data and environment; only the seed differs (`seed_spread.json` has every metric). "
-             "A difference between two rows smaller than a few standard deviations is within noise.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for k in keys:
         e = spread["metrics"][k]
+        if all(isinstance(v, float) and math.isnan(v) for v in e["values"]):
+            continue                      # a row the profile does not run (e.g. the gpu profile's placeholder)
         cells = [k, *(_fmt(v) for v in e["values"]), _fmt(e["mean"]), f"{e['std']:.3f}",
                  f"{_fmt(e['min'])}–{_fmt(e['max'])}"]
         lines.append("| " + " | ".join(cells) + " |")
