@@ -53,3 +53,15 @@ def test_committed_outputs_have_no_errors_and_checked_cells_exist(nb_path):
     assert checked, "mark at least one stable-output cell with # NBVAL_CHECK_OUTPUT"
     for c in checked:
         assert c["outputs"], "a checked cell must have committed output"
+
+
+def test_cleaning_drops_papermills_injected_parameters_cell():
+    """papermill adds an 'injected-parameters' cell after the parameters cell; kept in a committed notebook it
+    would override every edit a student makes to the parameters cell."""
+    cell = {"cell_type": "code", "execution_count": 1, "outputs": [], "source": ["seed = 0\n"]}
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{**cell, "metadata": {"tags": ["parameters"]}},
+                    {**cell, "metadata": {"tags": ["injected-parameters"]}, "source": ["seed = 7\n"]}]}
+    assert "injected-parameters" in " ".join(notebook_problems(nb))
+    cleaned = clean_notebook(nb)
+    assert [c["source"] for c in cleaned["cells"]] == [["seed = 0\n"]] and notebook_problems(cleaned) == []

@@ -39,6 +39,10 @@ def clean_notebook(nb: dict) -> dict:
         meta.pop(k, None)
     meta["kernelspec"] = dict(KERNELSPEC)
     meta["language_info"] = {"name": "python"}
+    # papermill's injected-parameters cell would override the parameters cell on every later run (a student's
+    # edit of a parameter would silently do nothing): a committed notebook never keeps it
+    nb["cells"] = [c for c in nb.get("cells", [])
+                   if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     count = 0
     for cell in nb.get("cells", []):
         cmeta = cell.setdefault("metadata", {})
@@ -90,6 +94,8 @@ def notebook_problems(nb: dict) -> list[str]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"cell {i} has an error output ({out.get('ename')})")
+    if any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", [])):
+        problems.append("papermill's injected-parameters cell (it would override the parameters cell)")
     params = [i for i, c in enumerate(nb.get("cells", [])) if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(params) != 1:
         problems.append(f"expected exactly one 'parameters' cell, found {len(params)}")
