@@ -59,10 +59,10 @@ def _verdict_cases():
     cases = []
     for name in SPECS:
         fewest = min(_seed_counts(name).values())
-        load = load_spec(name, ROOT)
-        marks = [] if fewest >= load.min_seeds else [pytest.mark.xfail(
+        spec = load_spec(name, ROOT)
+        marks = [] if fewest >= spec.min_seeds else [pytest.mark.xfail(
             strict=True, reason=f"{name}: the committed references have {fewest} seed(s) for some arm, a noise "
-                                f"band needs {load.min_seeds}: run `python -m restore_lib.course.ablations run "
+                                f"band needs {spec.min_seeds}: run `python -m restore_lib.course.ablations run "
                                 f"{name} --seeds 0 1 2`")]
         cases.append(pytest.param(name, marks=marks, id=name))
     return cases

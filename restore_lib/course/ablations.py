@@ -25,7 +25,13 @@ parameters, on one metric. The spec is a flat, versioned YAML file::
 
 ``configs/ablations/README.md`` documents every field.
 
-**Tolerance.** A value ``v`` matches a reference ``r`` when
+**Noise band.** The grader compares a run with the mean of the reference
+seeds within ``max(k x std, floor)`` (``expect.noise``, default ``k: 3,
+floor: 0.01, min_seeds: 3``; see :mod:`restore_lib.course.references`). The
+optional fields ``input_metric`` (what a run that does no work scores),
+``seed``, ``device`` and ``points`` are documented in the README.
+
+**Tolerance** (``expect.values`` only). A value ``v`` matches a reference ``r`` when
 ``|v - r| <= max(rel * |r|, abs)`` -- the rule of ``pytest.approx(r, rel=...,
 abs=...)``. Without a ``tolerance`` block the spec uses ``rel=0.1, abs=0.05``;
 a block that gives only one of the two sets the other to 0.
@@ -34,13 +40,18 @@ a block that gives only one of the two sets the other to 0.
 and ``b`` than ``c``, each by at least ``min_gap`` (default 0): with
 ``higher_is_better`` the gap is ``v[a] - v[b]``, otherwise ``v[b] - v[a]``.
 
-**Running.** ``python -m restore_lib.course.ablations <name> [--profile gpu]`` (or
-``python -m restore_lib.course.reproduce --ablation <name>``) calls
+**Running.** ``python -m restore_lib.course.ablations run <name> [--seeds 0 1 2] [--profile gpu]``
+(or ``python -m restore_lib.course.reproduce --ablation <name>``, one seed) calls
 :func:`run_ablation`: every arm runs the notebook with the profile's
-parameters, then ``base``, then the arm's overrides, and
+parameters, the spec's ``seed``, then ``base``, then the arm's overrides, and
 ``out_dir=results/ablations/<name>/<arm>``; all parameter names are checked
-against the notebook before anything runs. ``--check`` only validates the
-specs and their parameters; ``--list`` lists the specs.
+against the notebook before anything runs. With ``--seeds`` every arm also
+runs at the other seeds (staged under ``build/ablation_seeds/``); once all of
+an arm's runs succeeded they are copied to ``<arm>/seeds/seed<k>.json`` and
+summarized in ``<arm>/seed_spread.json``. ``--check`` validates the specs,
+their parameters and value types, the metric keys against recorded results,
+and ``expect.order`` against the reference seeds (:func:`check_spec`);
+``--list`` lists the specs.
 """
 from __future__ import annotations
 
@@ -62,7 +73,8 @@ from .runner import (NotebookFailed, ParameterError, check_parameters, load_prof
                      run_notebook)
 
 __all__ = ["SPEC_VERSION", "SpecError", "Tolerance", "DEFAULT_TOLERANCE", "AblationSpec", "OrderCheck",
-           "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "format_value", "main"]
+           "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "check_spec", "publish_arm_seeds",
+           "format_value", "main"]
 
 SPEC_VERSION = 1
 _FIELDS = {"schema_version", "name", "title", "description", "notebook", "base", "arms", "metric",

@@ -75,7 +75,7 @@ from .results import MetricsSchemaError, load_metrics
 from ..utils import MAX_JSON_BYTES, atomic_write_text, read_json, repo_root, sha256_file
 
 __all__ = ["GradeError", "BadReference", "Difference", "ArmGrade", "AblationGrade", "SubmissionGrade", "Reference",
-           "PASS", "FAIL", "MISMATCH", "MISSING", "ERROR", "COPIED", "FLAGGED", "NO_WORK", "NO_BAND",
+           "RefValue", "PASS", "FAIL", "MISMATCH", "MISSING", "ERROR", "COPIED", "FLAGGED", "NO_WORK", "NO_BAND",
            "REFERENCES_ENV", "locate_ablation", "protocol_differences", "provenance_flags", "collect_submission",
            "collect_answers", "grade_submission", "render_markdown", "render_csv", "score_sheet",
            "write_reports", "write_class_outputs", "main"]
