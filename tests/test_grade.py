@@ -412,3 +412,18 @@ def test_usage_errors(env, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["--out", "x"])
     assert e.value.code == 2
+
+
+def test_written_answers_from_hostile_notebooks_are_reported_not_fatal(tmp_path):
+    from restore_lib.course.grade import collect_answers
+
+    good = {"cells": [7, {"cell_type": "markdown", "metadata": []},
+                      {"cell_type": "markdown", "source": "My answer", "metadata": {
+                          "nbgrader": {"grade_id": "x_hypothesis", "solution": True, "grade": True}}}]}
+    (tmp_path / "a.ipynb").write_text(json.dumps(good))
+    (tmp_path / "b.ipynb").write_text(HOSTILE["deep"])
+    (tmp_path / "c.ipynb").write_text(json.dumps({"cells": "none"}))
+    answers, problems = collect_answers(tmp_path)
+    assert answers == [("a.ipynb", "x_hypothesis", "My answer")]
+    assert len(problems) == 2 and str(tmp_path / "b.ipynb") in problems[0] and "nested too deeply" in problems[0]
+    assert problems[1] == f"{tmp_path / 'c.ipynb'}: not a notebook (no list of cells)"

@@ -318,7 +318,7 @@ class Reference:
             band = runs.band(spec.metric, spec.noise_k, spec.noise_floor, spec.min_seeds)
             note = runs.too_few_seeds(spec.min_seeds) if band is None else (
                 f"band {spec.describe_band()} = ±{band:.3g} over seeds {', '.join(map(str, spread.seeds))}")
-            value = spread.values[0] if spread.n == 1 else spread.mean
+            value = sum(spread.values) / spread.n      # (Spread.mean is NaN when a value is infinite)
             return RefValue(runs, value, f"reference, {spread.n} seed(s)", band, note)
         if arm in spec.values:
             v = spec.values[arm]
@@ -442,8 +442,8 @@ def _input_value(spec: AblationSpec, sub: dict, runs: ArmReference | None) -> tu
     if spec.input_metric is None:
         return None, ""
     if runs is not None and all(spec.input_metric in r["metrics"] for r in runs.records):
-        return runs.spread(spec.input_metric).values[0] if len(runs.records) == 1 else \
-            runs.spread(spec.input_metric).mean, "reference"
+        values = runs.spread(spec.input_metric).values
+        return sum(values) / len(values), "reference"
     if spec.input_metric in sub["metrics"]:
         return float(sub["metrics"][spec.input_metric]), "submission"
     return None, ""
@@ -569,8 +569,8 @@ def collect_answers(folder: Path) -> tuple[list, list]:
         if not isinstance(cells, list):
             problems.append(f"{nb_path}: not a notebook (no list of cells)")
             continue
-        for cell in cells:
-            meta = cell.get("metadata") if isinstance(cell, dict) else None
+        for cell in (c for c in cells if isinstance(c, dict)):
+            meta = cell.get("metadata")
             nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
             if cell.get("cell_type") != "markdown" or not isinstance(nbg, dict) or nbg.get("solution") is not True:
                 continue
