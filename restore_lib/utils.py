@@ -20,18 +20,43 @@ import torch
 
 __all__ = ["repo_root", "seed_everything", "pick_device", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash",
-           "runs_dir", "read_json"]
+           "runs_dir", "read_json", "resolve_data_root"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _checkout_root() -> Path | None:
+    """The folder holding pyproject.toml above the package (a checkout or an
+    editable install), or None."""
+    for parent in [PACKAGE_DIR, *PACKAGE_DIR.parents]:
+        if (parent / "pyproject.toml").is_file() and (parent / "restore_lib").is_dir():
+            return parent
+    return None
 
 
 def repo_root() -> Path:
     """The repository root: the folder holding pyproject.toml above the package
     (editable install), else the current working directory."""
-    for parent in [PACKAGE_DIR, *PACKAGE_DIR.parents]:
-        if (parent / "pyproject.toml").is_file() and (parent / "restore_lib").is_dir():
-            return parent
-    return Path.cwd()
+    return _checkout_root() or Path.cwd()
+
+
+def resolve_data_root(data_root: str | os.PathLike | None) -> Path | None:
+    """What a ``data_root`` names, the same from any working directory: an
+    absolute path as it is (``~`` expanded), a relative one under the
+    repository root (never the current directory: notebooks run in
+    ``notebooks/``, scripts wherever they are started). None stays None (the
+    embedded dataset). Without a checkout a relative path is an error."""
+    if data_root is None:
+        return None
+    path = Path(data_root).expanduser()
+    if path.is_absolute():
+        return path
+    root = _checkout_root()
+    if root is None:
+        raise ValueError(f"data_root {str(data_root)!r} is relative, but restore_lib is not in a checkout "
+                         f"({PACKAGE_DIR}), so there is no repository root to resolve it against: pass an "
+                         f"absolute path")
+    return root / path
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

@@ -4,6 +4,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from pandas import testing as pd_testing
 
 from restore_lib.recipes.promptir import SubmissionError, read_submission, to_submission_array, write_submission
 
@@ -145,3 +146,64 @@ def test_oversized_submissions_are_refused_before_anything_is_allocated(tmp_path
         zf.writestr("0.png.npy", header.getvalue() + b"\0" * 64)
     with pytest.raises(SubmissionError, match=r"bomb\.npz: unpacks to more than 2\.0 GiB"):
         read_submission(bomb)
+
+
+# --- the reports' pipelines -------------------------------------------------------------------------------
+from restore_lib.data.io import to_tensor  # noqa: E402
+from restore_lib.evaluate import evaluate  # noqa: E402
+from restore_lib.metrics import PROMPTIR, RGB  # noqa: E402
+from restore_lib.recipes.promptir import (ReportAScheme, evaluate_by_type, resize, type_table,  # noqa: E402
+                                          typed_val_fn)
+
+
+def _typed_pairs(seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t, n in (("rain", 3), ("snow", 1)):
+        pairs = []
+        for i in range(n):
+            gt = rng.random((20, 28, 3)).astype(np.float32)
+            lq = np.clip(gt + rng.normal(0, 0.1, gt.shape), 0, 1).astype(np.float32)
+            pairs.append((f"{t}-{i}.png", lq, gt))
+        out[t] = pairs
+    return out
+
+
+def test_report_a_patch_grid_and_exact_blending():
+    scheme = ReportAScheme(32, "patch", "hann")
+    assert (scheme.patch, scheme.stride) == (16, 8)
+    items = [("rain", name, lq, gt) for name, lq, gt in _typed_pairs()["rain"]]
+    pairs = scheme.training_pairs(items)
+    assert len(pairs) == 9 * len(items) and pairs[0][0] == "rain-0.png#0"
+    assert all(t.dtype == torch.uint8 and t.shape == (3, 16, 16) for _, lq, gt in pairs for t in (lq, gt))
+    x = to_tensor(items[0][2])[None]
+    # patches that agree blend back exactly: an identity model gives the resize round trip
+    torch.testing.assert_close(scheme.forward(lambda p: p, x), resize(resize(x, (32, 32)), (20, 28)), atol=1e-5,
+                               rtol=0)
+    direct = ReportAScheme(32, "direct")
+    assert all(t.shape == (3, 16, 16) for _, lq, gt in direct.training_pairs(items) for t in (lq, gt))
+    assert direct.forward(lambda p: p, x).shape == x.shape
+
+
+@pytest.mark.parametrize("kwargs,message", [({"scheme": "tiles"}, "scheme must be one of patch, direct"),
+                                            ({"size": 30}, "multiple of 4")])
+def test_report_a_scheme_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ReportAScheme(**kwargs)
+
+
+def test_evaluate_by_type_scores_each_spec_like_evaluate_and_averages_types_equally():
+    typed = _typed_pairs()
+    methods = {"input": None, "blur": lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1)}
+    (rgb, pir), outputs = evaluate_by_type(methods, typed, [RGB, PROMPTIR])
+    for spec, long in ((RGB, rgb), (PROMPTIR, pir)):
+        for t, pairs in typed.items():
+            want = evaluate(methods, pairs, spec)
+            got = long[long["type"] == t].drop(columns="type").reset_index(drop=True)
+            pd_testing.assert_frame_equal(got, want)
+    table = type_table(rgb, {"input": "input", "blur": "blurred"}).set_index("type")
+    per_type = [evaluate(methods, typed[t], RGB).groupby("method")["psnr"].mean()["blur"] for t in typed]
+    assert table.loc["average", "PSNR blurred"] == pytest.approx(np.mean(per_type), abs=1e-12)
+    assert set(outputs["blur"]["rain"]) == {name for name, *_ in typed["rain"]}
+    validate = typed_val_fn(typed, RGB, lambda model, x: model(x))
+    assert validate(torch.nn.AvgPool2d(3, 1, 1))["val_psnr"] == pytest.approx(np.mean(per_type), abs=1e-9)

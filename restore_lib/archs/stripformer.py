@@ -92,12 +92,9 @@ sequence of W tokens, split into M heads of C/M channels, i.e. a
 (B*H, M, W, C/M) tensor; columns give (B*W, M, H, C/M). The blocks use a
 copy-free equivalent of the same layout (tested).
 
-There is no ``report_14_96m`` preset: the seed report (reports/002) says only that a
-"modified version of StripFormer" with 14.96 M parameters was used, without
-saying what was modified; no single-knob reduction of the reference gives
-14.96 M and several unrelated multi-knob ones do (``PARAMETER_COUNT_NOTE``
-lists the exact counts), so the description does not determine a
-configuration.
+There is no ``report_14_96m`` preset: the course report's 14.96 M-parameter
+"modified version" is not described well enough to pin one configuration down
+(:data:`restore_lib.recipes.stripformer.PARAMETER_COUNT_NOTE` has the counts).
 """
 from __future__ import annotations
 
@@ -109,25 +106,6 @@ from ._common import attention, crop_to, pad_to_multiple
 
 __all__ = ["Stripformer", "IntraStripBlock", "InterStripBlock", "BLOCK_INITS", "to_horizontal_strips",
            "from_horizontal_strips", "to_vertical_strips", "from_vertical_strips"]
-
-PARAMETER_COUNT_NOTE = """\
-Why there is no 'report_14_96m' preset. The seed report (reports/002) says
-only "we used a modified version of StripFormer ... 14.96 Million parameters",
-and its architecture section paraphrases the paper; it never says what was
-modified.
-Exact counts of reductions of the reference, with the other knobs at their
-reference values (target: 14,955,000 <= n < 14,965,000):
-* one knob (bottleneck/decoder width in steps of 16, c1, c2, block counts,
-  residual blocks per level, MLP ratio 1-4; head counts change no parameter):
-  no hit. Closest: 8 instead of 12 bottleneck strip blocks = 14,967,491,
-  which rounds to 14.97 M, not 14.96 M.
-* two knobs: one hit, 10 bottleneck blocks at 288 channels (14,957,731),
-  which also forces a head count other than 5 (144 is not divisible by 5).
-* three knobs: about ten unrelated hits (e.g. 8 blocks + 240-channel
-  bottleneck + 304-channel decoder = 14,956,627; 11 blocks + 160-channel
-  decoder + MLP ratio 3 = 14,964,995).
-The description therefore does not pin a configuration down, and picking one
-would be invented."""
 
 _LEAK = 0.2
 
@@ -327,19 +305,20 @@ class InterStripBlock(_StripBlock):
         m = self.num_heads
         return conv(x).reshape(b, 3, m, c // m, h, w)        # (B, qkv, M, d, H, W)
 
-    def horizontal(self, x: torch.Tensor) -> torch.Tensor:
+    def _rows(self, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """Attention between the H rows of ``x``, one token of d*W features per
+        row and head."""
         b, c, h, w = x.shape
         m, d = self.num_heads, c // self.num_heads
-        q, k, v = self._qkv(self.conv_h, x).permute(1, 0, 2, 4, 3, 5).reshape(3, b, m, h, d * w).unbind(0)
+        q, k, v = self._qkv(conv, x).permute(1, 0, 2, 4, 3, 5).reshape(3, b, m, h, d * w).unbind(0)
         out = attention(q, k, v, scale=(d * w) ** -0.5)      # (B, M, H, d*W)
         return out.reshape(b, m, h, d, w).permute(0, 1, 3, 2, 4).reshape(b, c, h, w)
 
-    def vertical(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        m, d = self.num_heads, c // self.num_heads
-        q, k, v = self._qkv(self.conv_v, x).permute(1, 0, 2, 5, 3, 4).reshape(3, b, m, w, d * h).unbind(0)
-        out = attention(q, k, v, scale=(d * h) ** -0.5)      # (B, M, W, d*H)
-        return out.reshape(b, m, w, d, h).permute(0, 1, 3, 4, 2).reshape(b, c, h, w)
+    def horizontal(self, x: torch.Tensor) -> torch.Tensor:
+        return self._rows(self.conv_h, x)
+
+    def vertical(self, x: torch.Tensor) -> torch.Tensor:   # columns = the rows of the transposed map
+        return self._rows(self.conv_v, x.transpose(-2, -1)).transpose(-2, -1)
 
 
 def _add_strip_blocks(owner: nn.Module, prefix: str, n: int, dim: int, heads: int, mlp_ratio: int) -> list[str]:

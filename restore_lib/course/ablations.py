@@ -69,8 +69,9 @@ import yaml
 from ..utils import atomic_write_json, repo_root
 from .references import load_arm_reference, pair_verdicts, reference_dir, seeds_command
 from .results import SPREAD_FILE, MetricsSchemaError, git_state_pinned, load_metrics, seed_records_dir, summarize_seed_runs
-from .runner import (NotebookFailed, ParameterError, check_parameters, load_profile_params, notebook_parameters,
-                     run_notebook)
+from .runner import (NotebookFailed, ParameterError, add_timeout_arg, cell_timeout, check_parameters,
+                     load_profile_params, notebook_parameters, run_notebook)
+from .weights_check import missing_weights
 
 __all__ = ["SPEC_VERSION", "SpecError", "Tolerance", "DEFAULT_TOLERANCE", "AblationSpec", "OrderCheck",
            "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "check_spec", "publish_arm_seeds",
@@ -558,7 +559,7 @@ def _order_problems(spec: AblationSpec, references: Path) -> list[str]:
     return problems
 
 
-def _execute_arm(nb: Path, run: ArmRun, profile: str, timeout: int, log_output: bool) -> Path:
+def _execute_arm(nb: Path, run: ArmRun, profile: str, timeout: int | None, log_output: bool) -> Path:
     """Execute one arm with papermill into its own folder; return its validated metrics.json."""
     return run_notebook(nb, profile, params=run.params, timeout=timeout, log_output=log_output,
                         out_dir=run.out_dir, executed=run.executed, label=f"arm {run.arm!r}")
@@ -593,7 +594,7 @@ def summary_table(spec: AblationSpec, values: Mapping[str, float | None]) -> str
     return "\n".join(lines)
 
 
-def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profile: str = "smoke",
+def run_ablation(name: str, root: Path | None = None, timeout: int | None = 3600, profile: str = "smoke",
                  log_output: bool = False, seeds: list[int] | None = None) -> int:
     """Run every arm of ``configs/ablations/<name>.yaml``; print a summary table.
 
@@ -616,6 +617,12 @@ def run_ablation(name: str, root: Path | None = None, timeout: int = 3600, profi
         print(f"error: {e}", file=sys.stderr)
         return 2
     nb = root / "notebooks" / f"{spec.notebook}.ipynb"
+    if profile == "gpu":
+        missing = sorted({m for run in runs for m in missing_weights(nb, run.params)})
+        if missing:
+            print("profile 'gpu' needs pretrained weights that are not on this machine; nothing was run:\n  "
+                  + "\n  ".join(missing), file=sys.stderr)
+            return 2
     values: dict[str, float | None] = {}
     failures: list[str] = []
     with git_state_pinned(root):  # every arm records the tree as it was before the first arm wrote results
@@ -693,12 +700,16 @@ def main(argv=None) -> int:
     ap.add_argument("--references", type=Path, default=None, help="--check: the reference results folder whose "
                     "seeds must support each expect.order (default: <repo>/results)")
     ap.add_argument("--profile", default="smoke", choices=("smoke", "gpu"))
-    ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    add_timeout_arg(ap)
     ap.add_argument("--check", action="store_true", help="validate specs and parameters; run nothing")
     ap.add_argument("--list", action="store_true", help="list the specs")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output")
     ap.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    try:
+        timeout = cell_timeout(args.profile, args.timeout)
+    except ParameterError as e:
+        ap.error(str(e))
     root = args.root or repo_root()
     if args.names[:1] == ["run"]:
         args.names = args.names[1:]
@@ -725,7 +736,7 @@ def main(argv=None) -> int:
             print(f"{spec.name}: {spec.title} -- notebook {spec.notebook}, arms {', '.join(spec.arms)}, "
                   f"metric {spec.metric}" + (" (ok)" if args.check else ""))
         return 2 if bad else 0
-    return max(run_ablation(n, root=root, timeout=args.timeout, profile=args.profile, log_output=args.log_output,
+    return max(run_ablation(n, root=root, timeout=timeout, profile=args.profile, log_output=args.log_output,
                             seeds=args.seeds) for n in names)
 
 

@@ -1,4 +1,22 @@
-"""Competition export: the course's ``pred.npz`` submission file.
+"""How reports 000 and 001 train and score PromptIR, and the course's
+``pred.npz`` export.
+
+Pipelines
+---------
+Report A (PromptIR-CSA) resizes every image to S x S and trains on a 3 x 3
+grid of S/2 patches with stride S/4; at inference it restores the patches of
+the resized image, blends them with a window and resizes back
+(:class:`ReportAScheme`, ``scheme="patch"``). Its ablation trains on the
+S/2-resized whole image instead (``scheme="direct"``). Report B (official
+PromptIR) trains and restores at full resolution. :func:`fit` trains either
+with AdamW + cosine annealing and validates once at the end;
+:func:`typed_val_fn` and :func:`evaluate_by_type` score per degradation type
+with :func:`restore_lib.evaluate.evaluate`, and :func:`type_table` /
+:func:`ablation_rows` build the notebook's tables.
+
+Competition export
+------------------
+Competition export: the course's ``pred.npz`` submission file.
 
 Format (course HW4, rain/snow removal): one ``.npz`` archive that maps each
 test image's **file name** (``"0.png"`` ... ``"99.png"``) to the restored
@@ -23,14 +41,186 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+import torch.nn.functional as F
 
+from ..data.io import to_tensor
+from ..data.patches import extract_patches, tiled_inference
+from ..evaluate import evaluate, make_val_fn
+from ..metrics import MetricSpec
+from ..models import count_parameters
+from ..train import TrainConfig, Trainer
 from ..utils import atomic_write_bytes
 
-__all__ = ["SubmissionError", "to_submission_array", "check_name", "write_submission", "read_submission"]
+__all__ = ["resize", "ReportAScheme", "report_b_forward", "typed_val_fn", "fit", "evaluate_by_type", "type_table",
+           "ablation_rows", "restore_images", "SubmissionError", "to_submission_array", "check_name",
+           "write_submission", "read_submission"]
+
+#: Report A's input schemes
+SCHEMES = ("patch", "direct")
+
+
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    """Bicubic resize of an (N, C, H, W) batch to ``size`` = (H, W), antialiased
+    when shrinking (like PIL), clipped to [0, 1]; the batch itself when it
+    already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _to_uint8(t: torch.Tensor) -> torch.Tensor:
+    return torch.round(t * 255).to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class ReportAScheme:
+    """Report A's geometry: resize to ``size`` (S) and cut S/2 patches with
+    stride S/4 (``scheme="patch"``), or resize to S/2 whole (``"direct"``);
+    overlapping restored patches are blended with ``window``."""
+
+    size: int = 256
+    scheme: str = "patch"
+    window: str = "hann"
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"ReportAScheme: scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        if self.size < 4 or self.size % 4:
+            raise ValueError(f"ReportAScheme: size must be a positive multiple of 4, got {self.size!r}")
+
+    @property
+    def patch(self) -> int:
+        return self.size // 2
+
+    @property
+    def stride(self) -> int:
+        return self.size // 4
+
+    def training_pairs(self, items) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """``(name, degraded, clean)`` uint8 (3, h, w) tensors from ``(type, name,
+        degraded, clean)`` items: the patches (named ``name#k``) or the
+        half-size whole images."""
+        out = []
+        for _, name, lq, gt in items:
+            if self.scheme == "direct":
+                half = (self.patch, self.patch)
+                out.append((name, *(_to_uint8(resize(to_tensor(a)[None], half)[0]) for a in (lq, gt))))
+                continue
+            lp, gp = (extract_patches(resize(to_tensor(a)[None], (self.size, self.size))[0], self.patch,
+                                      self.stride)[0] for a in (lq, gt))
+            out += [(f"{name}#{k}", _to_uint8(lp[k]), _to_uint8(gp[k])) for k in range(len(lp))]
+        return out
+
+    def forward(self, model: Callable, x: torch.Tensor) -> torch.Tensor:
+        """Restore an (N, 3, H, W) batch the way Report A's inference does."""
+        h, w = x.shape[-2:]
+        if self.scheme == "direct":
+            return resize(model(resize(x, (self.patch, self.patch))), (h, w))
+        y = tiled_inference(model, resize(x, (self.size, self.size)), tile=self.patch,
+                            overlap=self.patch - self.stride, window=self.window, batch_size=9)
+        return resize(y, (h, w))
+
+
+def report_b_forward(model: Callable, x: torch.Tensor) -> torch.Tensor:
+    """Report B's inference: the whole image at full resolution (the model pads
+    to its size multiple itself)."""
+    return model(x)
+
+
+def typed_val_fn(pairs_by_type: Mapping[str, Sequence], spec: MetricSpec, forward: Callable):
+    """A trainer's ``val_fn``: per degradation type the mean PSNR/SSIM of
+    ``forward(model, lq)`` on whole images, then the mean over types (every
+    type weighs the same, whatever its image count)."""
+    per_type = [make_val_fn(pairs, spec, restore=forward) for pairs in pairs_by_type.values()]
+
+    def validate(model) -> dict:
+        scores = [fn(model) for fn in per_type]
+        return {k: float(np.mean([s[k] for s in scores])) for k in ("val_psnr", "val_ssim")}
+
+    return validate
+
+
+def fit(model, train_set, loss, *, steps: int, epochs: int, batch: int, lr: float, weight_decay: float, amp: str,
+        val_fn: Callable, seed: int, ckpt_dir, device, resume: bool = False) -> dict:
+    """Train with AdamW + cosine annealing to 1e-6 (both reports), validate once
+    at the end and checkpoints at the end (``resume=True`` continues a killed run
+    from ``ckpt_dir``). ``epochs > 0`` overrides ``steps``.
+
+    Returns ``{"model", "history", "val_psnr", "val_ssim", "final_loss" (mean of
+    the last 5 logged losses), "params", "steps", "cpu_seconds"}``."""
+    import time
+
+    total = epochs * (len(train_set) // batch) if epochs else steps
+    if total < 1:
+        raise ValueError(f"fit: {epochs} epoch(s) of {len(train_set)} items in batches of {batch} is no step; "
+                         "lower the batch or train by steps")
+    config = TrainConfig(total_steps=total, batch_size=batch, lr=lr, weight_decay=weight_decay, optimizer="adamw",
+                         scheduler="cosine", eta_min=1e-6, amp=amp, log_every=5, val_every=0, ckpt_every=total,
+                         seed=seed)
+    t0 = time.process_time()
+    history = Trainer(model, train_set, loss, config, val_fn=val_fn, ckpt_dir=ckpt_dir, device=device,
+                      resume=resume, progress=False).fit()
+    last = history.dropna(subset=["val_psnr"]).iloc[-1]
+    return {"model": model, "history": history, "val_psnr": float(last["val_psnr"]),
+            "val_ssim": float(last["val_ssim"]), "final_loss": float(history["loss"].dropna().tail(5).mean()),
+            "params": count_parameters(model), "steps": total, "cpu_seconds": time.process_time() - t0}
+
+
+def evaluate_by_type(methods: Mapping[str, Callable | None], pairs_by_type: Mapping[str, Sequence],
+                     specs: Sequence[MetricSpec], *, device="cpu"):
+    """Score ``methods`` (as :func:`restore_lib.evaluate.evaluate` takes them)
+    on each degradation type under every spec, restoring each image once.
+
+    Returns ``(tables, outputs)``: one long DataFrame per spec with a ``type``
+    column, and ``{method: {type: {name: (3, H, W) output}}}``."""
+    tables = [[] for _ in specs]
+    outputs = {m: {} for m in methods}
+    for t, pairs in pairs_by_type.items():
+        df, outs = evaluate(methods, pairs, specs[0], device=device, keep_outputs=True)
+        for m in methods:
+            outputs[m][t] = {name: outs[(name, m)] for name, *_ in pairs}
+        cached = {m: (lambda lq, name, m=m: outputs[m][t][name][None]) for m in methods}
+        scored = [df] + [evaluate(cached, pairs, spec, args=("lq", "name")) for spec in specs[1:]]
+        for table, part in zip(tables, scored):
+            table.append(part.assign(type=t))
+    return [pd.concat(parts, ignore_index=True) for parts in tables], outputs
+
+
+def type_table(long: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """The notebook's main table from :func:`evaluate_by_type`'s long table: a row
+    per type (mean over its images) with ``PSNR <label>`` and ``SSIM <label>``
+    columns in ``labels`` order, plus an ``average`` row (the mean over types)."""
+    means = long.groupby(["type", "method"], sort=False)[["psnr", "ssim"]].mean()
+    rows = []
+    for t in long["type"].unique():
+        row = {"type": t}
+        for metric in ("psnr", "ssim"):
+            row.update({f"{metric.upper()} {label}": float(means.loc[(t, m), metric]) for m, label in labels.items()})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return pd.concat([df, pd.DataFrame([{"type": "average", **df.drop(columns="type").mean().to_dict()}])],
+                     ignore_index=True)
+
+
+def ablation_rows(runs: Mapping[str, dict], arms: Mapping[str, str]) -> pd.DataFrame:
+    """``variant, val PSNR, val SSIM, final train loss, parameters`` for
+    ``{variant: run tag}`` over :func:`fit` results ``runs[tag]``."""
+    return pd.DataFrame([{"variant": v, "val PSNR": runs[t]["val_psnr"], "val SSIM": runs[t]["val_ssim"],
+                          "final train loss": runs[t]["final_loss"], "parameters": runs[t]["params"]}
+                         for v, t in arms.items()])
+
+
+@torch.no_grad()
+def restore_images(restore: Callable, images: Sequence[tuple[str, np.ndarray]], *, device="cpu") -> dict:
+    """``{name: restored (3, H, W) tensor in [0, 1]}`` for ``(name, degraded)``
+    images without ground truth (e.g. the test set of a submission)."""
+    return {name: restore(to_tensor(lq)[None].to(device)).float().cpu().clamp(0, 1)[0] for name, lq in images}
 
 
 class SubmissionError(ValueError):
