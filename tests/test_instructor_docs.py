@@ -168,6 +168,8 @@ def test_every_command_of_the_docs_runs(work, monkeypatch, capsys):
         elif kind == "ablations run":
             profile = args[args.index("--profile") + 1] if "--profile" in args else "smoke"
             monkeypatch.setattr(torch.cuda, "is_available", lambda: True)     # the gpu profile needs CUDA
+            # and the reports' pretrained weights (their refusal is tested in test_weights_policy.py)
+            monkeypatch.setattr(ablations, "missing_weights", lambda nb, params: [])
             repos[profile] = _scratch_repo(work / f"repo_{profile}")
             assert ablations.main([*args, "--root", str(repos[profile])]) == 0, capsys.readouterr().err
             arm_dir = repos[profile] / "results" / "ablations" / "promptir_loss" / "l1"
