@@ -12,13 +12,14 @@ Every script gets its input in one of three ways, all verified:
 Every script that writes an output folder builds it with :class:`Stage`:
 into a temporary sibling, manifest last, then swapped in, so a rerun never
 mixes old and new files and an interrupted run leaves no half folder.
-Loaders check such a folder with :func:`verify_prepared` (``_manifest.py``).
+Loaders check such a folder with :func:`verify_prepared` (``_manifest.py``, the
+scripts' name for ``restore_lib.data.manifest``, which the library's loaders
+use too).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 import _download
 from _manifest import MANIFEST_NAME, PrepError, list_files, read_manifest, verify_prepared, write_manifest
+from restore_lib.data.manifest import staging_leftovers
 
 __all__ = ["IMAGE_EXTS", "PrepError", "Stage", "verify_prepared", "image_size", "add_source_args",
            "add_extract_args", "extract_limits", "resolve_source", "resolve_input", "obtain_archive",
@@ -241,10 +243,9 @@ class Stage:
             raise PrepError(f"{out}: holds a dataset prepared by {made_by}, not {self.script}: choose another --out")
 
     def _remove_leftovers(self) -> None:
-        pattern = re.compile(re.escape(self.out.name) + r"\.(partial|extract|old)-(\d+)-[^/]+$")
-        for p in self.out.parent.iterdir():
-            m = pattern.match(p.name)
-            if m and p.is_dir() and not p.is_symlink() and not _pid_alive(int(m.group(2))):
+        for p in staging_leftovers(self.out):
+            pid = int(p.name[len(self.out.name):].split("-")[1])
+            if p.is_dir() and not p.is_symlink() and not _pid_alive(pid):
                 print(f"removing {p} (left over by an interrupted run)")
                 shutil.rmtree(p)
 

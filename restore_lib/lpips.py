@@ -41,7 +41,8 @@ import torch.nn as nn
 
 from .checkpoints import CheckpointError, canonicalize_state_dict, load_state_dict_checked, read_checkpoint_file
 from .utils import sha256_file
-from .weights import find_weights, package_file
+from .weights import (REQUIRE_ENV, MissingWeightsError, find_weights, missing_weights_message, package_file,
+                      weights_required)
 
 __all__ = ["LPIPS", "load_lpips", "lpips_score", "NO_TRUNK", "LPIPSWeightsError", "NETS"]
 
@@ -211,21 +212,30 @@ def _lpips_version() -> str:
         return "?"
 
 
-def load_lpips(net: str = "alex", trunk_path: str | os.PathLike | None = None) -> tuple[LPIPS | None, str]:
+def load_lpips(net: str = "alex", trunk_path: str | os.PathLike | None = None, *,
+               strict: bool | None = None) -> tuple[LPIPS | None, str]:
     """Build :class:`LPIPS` if its weights are on disk.
 
     Returns ``(model, description of the weights used)``, or
     ``(None, "n/a (no trunk weights)")`` when no ImageNet trunk is found.
     A ``trunk_path`` that does not exist raises ``FileNotFoundError``: an
-    explicit request is never silently replaced.
+    explicit request is never silently replaced. ``strict`` (default
+    ``$RESTORE_REQUIRE_WEIGHTS``, see :mod:`restore_lib.weights`): missing
+    weights raise :class:`restore_lib.weights.MissingWeightsError` instead of
+    giving "n/a".
     """
     spec = _check_net(net)
     path, _ = find_weights(spec["torchvision"], trunk_path)
     if path is None:
+        if weights_required(strict):
+            raise MissingWeightsError(f"LPIPS-{net}: {missing_weights_message(spec['torchvision'])}; "
+                                      f"${REQUIRE_ENV}=1 / strict=True refuses to report it as n/a")
         return None, NO_TRUNK
     try:
         lin = _lin_weights_path(net)
     except LPIPSWeightsError as e:
+        if weights_required(strict):
+            raise MissingWeightsError(str(e)) from e
         return None, f"n/a ({e})"
     model = LPIPS(net, trunk_path=trunk_path, lin_path=lin)  # repeats the lookup, so it names the source
     return model, (f"LPIPS v0.1 ({net}): trunk from {model.trunk_source}; "

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model-config", type=_model_config, default={}, help="JSON dict of constructor overrides")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--task", help="embedded-dataset task, e.g. motion_blur, noise25, sr_x4")
-    src.add_argument("--data-root", help="folder with train/ and val/ pairs")
+    src.add_argument("--data-root", help="folder with train/ and val/ pairs (a path relative to the current "
+                                         "directory, like every path option)")
     ap.add_argument("--loss", default="l1", help="restore_lib.losses name")
     ap.add_argument("--steps", type=_number(int, 1), default=1000)
     ap.add_argument("--batch-size", type=_number(int, 1), default=8, help="per process")
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
         parser.error(f"--run-dir {args.run_dir}: is a file, not a folder")
     if args.data_root and not os.path.isdir(args.data_root):
         parser.error(f"--data-root {args.data_root}: no such folder")
+    if args.data_root:   # the library reads a relative data_root under the repository root; a CLI path is the shell's
+        args.data_root = os.path.abspath(args.data_root)
     try:
         return _train(args)
     except (CheckpointError, ConfigError, UnknownModelError, FileNotFoundError, NotADirectoryError,

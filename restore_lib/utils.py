@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import random
 import subprocess
 import tempfile
@@ -18,18 +20,43 @@ import torch
 
 __all__ = ["repo_root", "seed_everything", "pick_device", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_json", "atomic_torch_save", "sha256_file", "sha256_bytes", "git_info", "lib_hash",
-           "runs_dir", "read_json"]
+           "runs_dir", "read_json", "resolve_data_root"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _checkout_root() -> Path | None:
+    """The folder holding pyproject.toml above the package (a checkout or an
+    editable install), or None."""
+    for parent in [PACKAGE_DIR, *PACKAGE_DIR.parents]:
+        if (parent / "pyproject.toml").is_file() and (parent / "restore_lib").is_dir():
+            return parent
+    return None
 
 
 def repo_root() -> Path:
     """The repository root: the folder holding pyproject.toml above the package
     (editable install), else the current working directory."""
-    for parent in [PACKAGE_DIR, *PACKAGE_DIR.parents]:
-        if (parent / "pyproject.toml").is_file() and (parent / "restore_lib").is_dir():
-            return parent
-    return Path.cwd()
+    return _checkout_root() or Path.cwd()
+
+
+def resolve_data_root(data_root: str | os.PathLike | None) -> Path | None:
+    """What a ``data_root`` names, the same from any working directory: an
+    absolute path as it is (``~`` expanded), a relative one under the
+    repository root (never the current directory: notebooks run in
+    ``notebooks/``, scripts wherever they are started). None stays None (the
+    embedded dataset). Without a checkout a relative path is an error."""
+    if data_root is None:
+        return None
+    path = Path(data_root).expanduser()
+    if path.is_absolute():
+        return path
+    root = _checkout_root()
+    if root is None:
+        raise ValueError(f"data_root {str(data_root)!r} is relative, but restore_lib is not in a checkout "
+                         f"({PACKAGE_DIR}), so there is no repository root to resolve it against: pass an "
+                         f"absolute path")
+    return root / path
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -127,13 +154,64 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON
     if size > max_bytes:
         raise error(f"{path}: {size:,} bytes, over the limit of {max_bytes:,} bytes")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return safe_json_loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise error(f"{path}: not valid {what} ({e})") from e
+    except JSONTooDeep as e:
+        raise error(f"{path}: {what} nested too deeply to read ({e})") from e
     except RecursionError as e:
         raise error(f"{path}: {what} nested too deeply to read") from e
     except ValueError as e:       # e.g. an integer with thousands of digits
         raise error(f"{path}: unreadable number in the {what} ({e})") from e
+
+
+#: limits of :func:`safe_json_loads`
+MAX_JSON_DEPTH = 64
+MAX_JSON_NUMBER_CHARS = 40
+
+
+class JSONTooDeep(ValueError):
+    """A JSON text nested deeper than :data:`MAX_JSON_DEPTH`."""
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of the brackets of a JSON text (strings skipped), counted without recursion;
+    raises :class:`JSONTooDeep` as soon as it exceeds ``limit``."""
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > limit:
+            raise JSONTooDeep(f"more than {limit} levels of brackets")
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _parse_int(s: str) -> int:
+    if len(s.lstrip("-")) > MAX_JSON_NUMBER_CHARS:
+        raise ValueError(f"an integer with {len(s.lstrip('-'))} digits (at most {MAX_JSON_NUMBER_CHARS})")
+    return int(s)
+
+
+def _parse_float(s: str) -> float:
+    if len(s) > MAX_JSON_NUMBER_CHARS:
+        raise ValueError(f"a number written with {len(s)} characters (at most {MAX_JSON_NUMBER_CHARS})")
+    v = float(s)
+    if math.isinf(v):
+        raise ValueError(f"{s} is too large for a float (write Infinity for an infinite value)")
+    return v
+
+
+def safe_json_loads(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` that refuses, with a ValueError, what a hostile file could use to crash a reader:
+    nesting deeper than ``max_depth`` (checked before parsing, no recursion), integers of more than
+    :data:`MAX_JSON_NUMBER_CHARS` digits and float literals that overflow. NaN and Infinity are allowed
+    (metrics.json uses them, e.g. the PSNR of identical images)."""
+    json_depth(text, max_depth)
+    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
 
 
 def sha256_bytes(data: bytes) -> str:

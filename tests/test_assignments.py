@@ -124,11 +124,18 @@ def test_solutions_are_stripped(made):
     nb = json.loads(text)
     cells = nb["cells"]
     assert "".join(cells[4]["source"]) == PSNR_STUDENT
-    clip = "".join(cells[5]["source"])
+    clip = "".join(cells[6]["source"])
     assert "        if x is not None:\n            # YOUR CODE HERE\n            raise NotImplementedError()\n" \
            "        out.append(x)" in clip
-    assert "".join(cells[6]["source"]) == "# YOUR CODE HERE\nraise NotImplementedError()\n"
-    assert "".join(cells[7]["source"]) == "assert callable(psnr)\n"
+    assert "".join(cells[8]["source"]) == "# YOUR CODE HERE\nraise NotImplementedError()\n"
+    assert "".join(cells[9]["source"]) == "assert callable(psnr)\n"
+    # each exercise is followed by its locked, graded test cell: the hidden-tests cell, or a new one
+    assert len(cells) == 10
+    for i, gid in ((5, "psnr"), (7, "clip_all"), (9, "l1")):
+        assert cells[i]["cell_type"] == "code" and cells[i]["metadata"]["nbgrader"] == {
+            "grade_id": f"{gid}_test", "grade": True, "solution": False, "locked": True, "points": 1,
+            "schema_version": 3}
+    assert "tests/hidden/test_07_metrics.py" in "".join(cells[5]["source"]) and "'psnr'" in "".join(cells[5]["source"])
     for c in cells:
         if c["cell_type"] == "code":
             ast.parse("".join(c["source"]))
@@ -142,7 +149,8 @@ def test_manifest(made):
     m = json.loads((made / "out" / "manifest.json").read_text())
     assert m["schema_version"] == 1 and m["tags"] == {"exercise": "student-impl", "setup": "assignment-setup"}
     assert m["notebooks"] == [{"notebook": "07_metrics.ipynb", "source": str(made / "notebooks" / "07_metrics.ipynb"),
-                               "graded_ids": ["psnr", "clip_all", "l1"], "setup_cells": 2}]
+                               "graded_ids": ["psnr", "clip_all", "l1"], "setup_cells": 2,
+                               "graded_cells": ["psnr_test", "clip_all_test", "l1_test"]}]
     assert m["without_exercises"] == ["08_plain.ipynb"] and not (made / "out" / "08_plain.ipynb").exists()
 
 
@@ -184,7 +192,7 @@ def test_untouched_student_copy(made):
     ns = run_student_cells(student, "psnr")
     with pytest.raises(NotImplementedError):
         hidden_test_psnr(ns)
-    with pytest.raises(StudentCodeError, match=r"07_metrics.ipynb: cell 6 \(exercise 'l1'\) raised "
+    with pytest.raises(StudentCodeError, match=r"07_metrics.ipynb: cell 8 \(exercise 'l1'\) raised "
                                                r"NotImplementedError"):
         run_student_cells(student, "l1")
     with pytest.raises(AssignmentError, match="no exercise with grade_id 'ssim'.*has: psnr, clip_all, l1"):
@@ -238,3 +246,44 @@ def test_cli_error_names_file(tmp_path, capsys):
 
 def test_exercise_cells_in_order():
     assert exercise_cells(build_notebook()) == [(4, "psnr"), (5, "clip_all"), (6, "l1")]
+
+
+def test_answer_cells_for_ablations_are_collected_by_the_grader_and_files_are_0644(made, tmp_path):
+    import os
+    import stat
+
+    from restore_lib.course.ablations import load_spec
+    from restore_lib.course.assignments import make_assignments
+    from restore_lib.course.grade import collect_answers
+
+    spec_path = tmp_path / "gates.yaml"
+    spec_path.write_text("schema_version: 1\nname: gates\ntitle: Gates\nnotebook: 07_metrics\n"
+                         "arms: {a: {}, b: {x: 1}}\nmetric: main/average/PSNR\nhigher_is_better: true\n")
+    old = os.umask(0o077)
+    try:
+        make_assignments([made / "notebooks" / "07_metrics.ipynb"], tmp_path / "out", specs=[load_spec(spec_path)])
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "out").iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+    nb = json.loads((tmp_path / "out" / "07_metrics.ipynb").read_text())
+    tail = nb["cells"][-3:]
+    assert [c["metadata"]["nbgrader"]["grade_id"] for c in tail] == ["gates_question", "gates_hypothesis",
+                                                                     "gates_implication"]
+    assert tail[0]["metadata"]["nbgrader"]["locked"] is True and tail[0]["metadata"]["nbgrader"]["grade"] is False
+    for c in tail[1:]:
+        assert c["cell_type"] == "markdown" and c["metadata"]["nbgrader"] == {
+            "grade_id": c["metadata"]["nbgrader"]["grade_id"], "grade": True, "solution": True, "locked": False,
+            "points": 1, "schema_version": 3}
+    nbformat.validate(nbformat.reads(json.dumps(nb), as_version=4))
+    assert exercise_cells(nb, "student copy") == [(4, "psnr"), (6, "clip_all"), (8, "l1")]
+    # a student answers; the grader collects the answers for manual grading
+    tail[1]["source"] = ["**Hypothesis:** arm a wins by 0.2 dB.\n"]
+    sub = tmp_path / "alice"
+    sub.mkdir()
+    (sub / "07_metrics.ipynb").write_text(json.dumps(nb))
+    answers, problems = collect_answers(sub)
+    assert problems == [] and answers == [("07_metrics.ipynb", "gates_hypothesis",
+                                           "**Hypothesis:** arm a wins by 0.2 dB."),
+                                          ("07_metrics.ipynb", "gates_implication",
+                                           "**Implication:** YOUR ANSWER HERE")]

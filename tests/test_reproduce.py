@@ -278,3 +278,46 @@ def test_a_kernel_that_dies_while_starting_is_started_again(fake_repo, monkeypat
     monkeypatch.setattr(papermill, "execute_notebook", always)
     with pytest.raises(NotebookFailed, match=r"99_demo.ipynb: no kernel could be started \(3 tries\)"):
         run_notebook(fake_repo / "notebooks" / "99_demo.ipynb", "smoke", root=fake_repo)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--profile", "smoke"], 3600),            # a smoke cell that runs an hour is stuck
+    (["--profile", "gpu"], None),              # a gpu cell trains for days: no limit
+    (["--profile", "gpu", "--timeout", "7200"], 7200),
+    (["--profile", "smoke", "--timeout", "60"], 60),
+])
+def test_per_cell_timeout_of_each_profile(fake_repo, monkeypatch, argv, expected):
+    from restore_lib.course import reproduce
+
+    (fake_repo / "configs" / "99_demo" / "gpu.yaml").write_text("seed: 3\n")
+    monkeypatch.setattr(reproduce, "repo_root", lambda: fake_repo)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    seen = []
+
+    def plans_run(plans, *, jobs, timeout, root, log_output=False):
+        seen.append((timeout, [(p.notebook.name, p.profile) for p in plans]))
+        return iter(())
+
+    monkeypatch.setattr(reproduce, "execute_plans", plans_run)
+    assert reproduce.main(argv) == 0
+    assert seen == [(expected, [("99_demo.ipynb", argv[1])])]
+    with pytest.raises(SystemExit):
+        reproduce.main([*argv[:2], "--timeout", "0"])
+
+
+def test_gpu_kernels_run_with_the_strict_weights_policy(fake_repo, monkeypatch):
+    import os
+
+    import papermill
+
+    from restore_lib.weights import REQUIRE_ENV
+
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: seen.append(
+        (os.environ.get(REQUIRE_ENV), k["execution_timeout"])))
+    nb = fake_repo / "notebooks" / "99_demo.ipynb"
+    for profile, timeout in (("gpu", None), ("smoke", 3600)):
+        with pytest.raises(NotebookFailed, match="did not write"):
+            run_notebook(nb, profile, params={"seed": 0}, timeout=timeout, root=fake_repo)
+    assert seen == [("1", None), (None, 3600)] and REQUIRE_ENV not in os.environ

@@ -153,8 +153,12 @@ def test_huge_or_mistyped_metrics_files_are_refused(tmp_path):
         load_metrics(path, max_bytes=100)
     obj = json.loads(path.read_text())
     obj["provenance"]["data"] = "embedded"
-    obj["metrics"]["main/ours/PSNR"] = 10 ** 400
+    obj["metrics"]["main/ours/PSNR"] = 10 ** 30
     path.write_text(json.dumps(obj))
     with pytest.raises(MetricsSchemaError) as e:
         load_metrics(path)
     assert "provenance.data must be an object" in str(e.value) and "too large to be a measurement" in str(e.value)
+    for big, needle in ((10 ** 400, "an integer with 401 digits"), ("1e400", "1e400 is too large for a float")):
+        path.write_text(json.dumps(obj).replace("1000000000000000000000000000000", str(big)))
+        with pytest.raises(MetricsSchemaError, match=needle):
+            load_metrics(path)

@@ -44,12 +44,13 @@ import types
 from pathlib import Path
 
 from ..utils import atomic_write_text, read_json, repo_root
+from .ablations import SpecError, list_specs, load_spec
 from .nbclean import _dump, clean_notebook
 from .runner import list_notebooks
 
 __all__ = ["SOLUTION_TAG", "SETUP_TAG", "BEGIN_SOLUTION", "END_SOLUTION", "STUB", "AssignmentError",
            "StudentCodeError", "exercise_cells", "strip_solutions", "make_assignments", "run_student_cells",
-           "student_notebook", "execute_until_exercise", "main"]
+           "student_notebook", "execute_until_exercise", "answer_cells", "main"]
 
 SOLUTION_TAG = "student-impl"
 SETUP_TAG = "assignment-setup"
@@ -60,6 +61,8 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 MANIFEST_VERSION = 1
 STUDENT_DIR_ENV = "RESTORE_STUDENT_DIR"
+#: student notebooks are handed out: readable by everybody whatever the umask of the instructor's shell
+STUDENT_FILE_MODE = 0o644
 _counter = itertools.count()
 
 
@@ -86,6 +89,18 @@ def _is_solution(cell: dict) -> bool:
     return isinstance(nbg, dict) and nbg.get("solution") is True
 
 
+def _is_answer(cell: dict) -> bool:
+    nbg = cell.get("metadata", {}).get("nbgrader")
+    return cell.get("cell_type") == "markdown" and _is_solution(cell) and nbg.get("grade") is True
+
+
+def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None) -> dict:
+    meta = {"grade_id": grade_id, "grade": grade, "solution": solution, "locked": locked, "schema_version": 3}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
 def _has_marker(src: str, markers=(BEGIN_SOLUTION, END_SOLUTION)) -> bool:
     return any(m in src for m in markers)
 
@@ -98,6 +113,8 @@ def exercise_cells(nb: dict, source: str = "notebook") -> list[tuple[int, str]]:
         where = f"{source}: cell {i}"
         src, sol, tagged = _source(cell), _is_solution(cell), SOLUTION_TAG in _tags(cell)
         if cell.get("cell_type") != "code":
+            if _is_answer(cell) and not tagged and not _has_marker(src):
+                continue                  # a written answer (markdown), graded by hand
             if sol or tagged or _has_marker(src):
                 raise AssignmentError(f"{where} is a {cell.get('cell_type')} cell: exercises must be code cells")
             continue
@@ -166,25 +183,75 @@ def _as_lines(src: str) -> list[str]:
 
 
 def strip_solutions(nb: dict, source: str = "notebook") -> tuple[dict, list[str]]:
-    """The student version of a notebook (a dict) and its graded ids, in order."""
+    """The student version of a notebook (a dict) and its graded ids, in order.
+
+    Every exercise gets a locked, graded test cell (nbgrader ``grade: true, solution: false, locked: true``,
+    ``grade_id`` ``<exercise>_test``, the exercise's ``points``, default 1): the first code cell with a
+    hidden-tests region after it (before the next exercise), else a new cell placed right after the exercise
+    that names the hidden tests which grade it."""
     exercises = dict(exercise_cells(nb, source))
     student = copy.deepcopy(nb)
+    cells, owner = [], None          # owner: the exercise whose test cell is still to be found
     for i, cell in enumerate(student.get("cells", [])):
         if cell.get("cell_type") != "code":
+            cells.append(cell)
             continue
         src = _source(cell)
         if i in exercises:
+            if owner is not None:
+                cells.append(_test_cell(owner, None, source))
             where = f"{source}: cell {i} (grade_id {exercises[i]!r})"
             if BEGIN_SOLUTION not in src:
                 raise AssignmentError(f"{where} has no {BEGIN_SOLUTION!r} line")
             new = _strip_source(src, where)
             _check_python(new, where)
             cell["source"] = _as_lines(new)
+            owner = cell
         elif _has_marker(src, (BEGIN_HIDDEN, END_HIDDEN)):
             cell["source"] = _as_lines(_strip_source(src, f"{source}: cell {i}"))
+            if owner is not None:
+                cell = _test_cell(owner, cell, source)
+                owner = None
         cell["outputs"] = []
         cell["execution_count"] = None
+        cells.append(cell)
+    if owner is not None:
+        cells.append(_test_cell(owner, None, source))
+    student["cells"] = cells
     return clean_notebook(student), list(exercises.values())
+
+
+def _test_cell(exercise: dict, cell: dict | None, source: str) -> dict:
+    """The locked test cell of ``exercise``: ``cell`` (a cell with hidden tests) or a new one."""
+    nbg = exercise["metadata"]["nbgrader"]
+    gid = nbg["grade_id"]
+    if cell is None:
+        stem = Path(source).stem
+        cell = {"cell_type": "code", "execution_count": None, "outputs": [], "metadata": {}, "id": f"{gid}-test",
+                "source": _as_lines(f"# Graded by the hidden tests (tests/hidden/test_{stem}.py) of the exercise "
+                                    f"{gid!r}; this cell is locked.\n")}
+    cell.setdefault("metadata", {})["nbgrader"] = _nbgrader(f"{gid}_test", grade=True, solution=False, locked=True,
+                                                            points=nbg.get("points", 1))
+    return cell
+
+
+def answer_cells(spec) -> list[dict]:
+    """Cells asking for the written answers of one ablation: a locked question cell, then one markdown
+    answer cell (graded by hand: nbgrader ``grade: true, solution: true``) for the hypothesis and one for
+    the implication."""
+    arms = ", ".join(f"`{a}`" for a in spec.arms)
+    question = (f"### Ablation `{spec.name}`: {spec.title}\n\nArms {arms}, compared on `{spec.metric}`. "
+                f"Before you run it, write your **hypothesis** (which arm wins, by about how much, and why). "
+                f"After you run it, write the **implication** of what you measured (was the difference "
+                f"beyond run-to-run noise? what does it say about the component?).\n")
+    cells = [{"cell_type": "markdown", "source": _as_lines(question), "id": f"{spec.name}-question", "metadata": {
+        "nbgrader": _nbgrader(f"{spec.name}_question", grade=False, solution=False, locked=True)}}]
+    for part in ("hypothesis", "implication"):
+        cells.append({"cell_type": "markdown", "source": [f"**{part.capitalize()}:** YOUR ANSWER HERE\n"],
+                      "id": f"{spec.name}-{part}",
+                      "metadata": {"nbgrader": _nbgrader(f"{spec.name}_{part}", grade=True, solution=True,
+                                                         locked=False, points=1)}})
+    return cells
 
 
 def _read_notebook(path: Path) -> dict:
@@ -201,9 +268,16 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def make_assignments(notebooks: list[Path], out: Path) -> dict:
+def make_assignments(notebooks: list[Path], out: Path, specs: list | None = None) -> dict:
     """Write the student version of every notebook that has exercises, and
-    ``manifest.json``; return the manifest. Nothing is written if a notebook is invalid."""
+    ``manifest.json``; return the manifest. Nothing is written if a notebook is invalid.
+    ``specs``: the ablation specs whose written answers the notebooks ask for (those whose
+    ``notebook`` is the notebook's stem; default: every spec of ``configs/ablations/``)."""
+    if specs is None:
+        try:
+            specs = [load_spec(n) for n in list_specs()]
+        except SpecError as e:
+            raise AssignmentError(str(e)) from e
     entries, skipped, outputs = [], [], {}
     for path in notebooks:
         nb = _read_notebook(Path(path))
@@ -211,10 +285,17 @@ def make_assignments(notebooks: list[Path], out: Path) -> dict:
         if not ids:
             skipped.append(Path(path).name)
             continue
+        for spec in (s for s in specs if s.notebook == Path(path).stem):
+            student["cells"] += answer_cells(spec)
+        if not any("id" in c for c in nb["cells"]):        # nbformat < 4.5: cells carry no id
+            for c in student["cells"]:
+                c.pop("id", None)
         outputs[Path(path).name] = _dump(student)
         setup = sum(SETUP_TAG in _tags(c) for c in nb["cells"])
+        graded = [c["metadata"]["nbgrader"]["grade_id"] for c in student["cells"]
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade") is True]
         entries.append({"notebook": Path(path).name, "source": _display(path), "graded_ids": ids,
-                        "setup_cells": setup})
+                        "setup_cells": setup, "graded_cells": graded})
     names = [e["notebook"] for e in entries]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -223,8 +304,8 @@ def make_assignments(notebooks: list[Path], out: Path) -> dict:
                 "tags": {"exercise": SOLUTION_TAG, "setup": SETUP_TAG}, "notebooks": entries,
                 "without_exercises": skipped}
     for name, text in outputs.items():
-        atomic_write_text(Path(out) / name, text)
-    atomic_write_text(Path(out) / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        os.chmod(atomic_write_text(Path(out) / name, text), STUDENT_FILE_MODE)
+    os.chmod(atomic_write_text(Path(out) / "manifest.json", json.dumps(manifest, indent=2) + "\n"), STUDENT_FILE_MODE)
     return manifest
 
 

@@ -1,7 +1,7 @@
 """Re-execute the notebooks with papermill and regenerate ``results/``.
 
     python -m restore_lib.course.reproduce --profile smoke          # every notebook, CPU profile
-    python -m restore_lib.course.reproduce --profile gpu --only 01  # one notebook, full configs
+    python -m restore_lib.course.reproduce --profile gpu --only 01  # one notebook, full configs (no cell timeout)
     python -m restore_lib.course.reproduce --readme-only            # only rebuild results/README.md
     python -m restore_lib.course.reproduce --profile smoke --update-notebooks   # also refresh committed outputs
 
@@ -14,7 +14,12 @@ executed copy goes to ``results/NN_name/executed/<profile>.ipynb``
 checks that file exists, is new and valid, then rebuilds ``results/README.md``.
 
 A failing notebook is reported with its name and the failing cell, the other
-notebooks still run, and the exit code is non-zero. The ``gpu`` profile
+notebooks still run, and the exit code is non-zero. A cell may run 3600 s in
+the smoke profile and without limit in the gpu profile (days of training in
+one cell), unless ``--timeout SECONDS`` says otherwise. The ``gpu`` profile
+refuses to start while a notebook needs pretrained weights this machine lacks
+(:mod:`restore_lib.course.weights_check`; the list names each file and where
+to put it), and its kernels run with ``$RESTORE_REQUIRE_WEIGHTS=1``. It also
 refuses to run without CUDA (it records nothing rather than falling back to
 the CPU).
 """
@@ -23,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,8 +38,10 @@ from ..utils import atomic_write_json, atomic_write_text, repo_root
 from .ablations import run_ablation
 from .results import (SPREAD_FILE, MetricsSchemaError, git_state_pinned, load_metrics, render_report,
                       seed_records_dir, summarize_seed_runs)
-from .runner import (PROFILES, NotebookFailed, ParameterError, list_notebooks, load_profile_params,
-                     notebook_parameters, previous_wall_time, results_dir_for, run_notebook)
+from .runner import (PROFILES, NotebookFailed, ParameterError, add_timeout_arg, cell_timeout, environ,
+                     list_notebooks, load_profile_params, notebook_parameters, previous_wall_time, results_dir_for,
+                     run_notebook)
+from .weights_check import missing_weights
 
 __all__ = ["list_notebooks", "load_profile_params", "run_notebook", "write_results_readme", "main",
            "NotebookFailed", "ParameterError"]
@@ -92,30 +98,23 @@ def seed_plans(nb_path: Path, profile: str, params: dict, seeds: list[int] | Non
     return plans
 
 
-def _execute(plan: RunPlan, timeout: int, root: Path, log_output: bool) -> str | None:
+def _execute(plan: RunPlan, timeout: int | None, root: Path, log_output: bool) -> str | None:
     """Run one plan in this process; return None or the failure's message. A
     staged run's kernel gets its own ``$RESTORE_RUNS_DIR`` (checkpoints of
     different seeds never mix)."""
     env = {"RESTORE_RUNS_DIR": str(plan.staging / "runs")} if plan.staging else {}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.perf_counter()
     name = plan.notebook.stem + (f" ({plan.label})" if plan.label else "")
     print(f"[{name}] running ({plan.profile}) ...", flush=True)
     try:
         executed = plan.staging / "executed" / f"{plan.notebook.stem}.ipynb" if plan.staging else None
-        m = run_notebook(plan.notebook, plan.profile, params=plan.params, timeout=timeout, root=root,
-                         update_notebook=plan.update_notebook, log_output=log_output, out_dir=plan.out_dir,
-                         executed=executed, label=plan.label)
+        with environ(env):
+            m = run_notebook(plan.notebook, plan.profile, params=plan.params, timeout=timeout, root=root,
+                             update_notebook=plan.update_notebook, log_output=log_output, out_dir=plan.out_dir,
+                             executed=executed, label=plan.label)
     except NotebookFailed as e:
         print(f"[{name}] FAILED: {e}", file=sys.stderr, flush=True)
         return str(e)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     print(f"[{name}] ok in {time.perf_counter() - t0:.0f} s -> {m.relative_to(root) if m.is_relative_to(root) else m}",
           flush=True)
     return None
@@ -125,7 +124,7 @@ def _execute(plan: RunPlan, timeout: int, root: Path, log_output: bool) -> str |
 KERNEL_START_STAGGER_S = 5.0
 
 
-def execute_plans(plans: list[RunPlan], *, jobs: int, timeout: int, root: Path, log_output: bool = False):
+def execute_plans(plans: list[RunPlan], *, jobs: int, timeout: int | None, root: Path, log_output: bool = False):
     """Run the plans, ``jobs`` at a time, each in its own process (and kernel);
     yield ``(plan, error message or None)`` as they finish."""
     if jobs == 1:
@@ -260,7 +259,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m restore_lib.course.reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="smoke", choices=PROFILES)
     ap.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 00 01")
-    ap.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
+    add_timeout_arg(ap)
     ap.add_argument("--update-notebooks", action="store_true",
                     help="write the executed, cleaned notebooks back to notebooks/ (smoke profile only)")
     ap.add_argument("--readme-only", action="store_true", help="only rebuild results/README.md")
@@ -278,10 +277,14 @@ def main(argv=None) -> int:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.seeds is not None and (len(set(args.seeds)) < 2 or len(set(args.seeds)) != len(args.seeds)):
         ap.error(f"--seeds needs at least 2 distinct seeds, got {args.seeds}")
+    try:
+        timeout = cell_timeout(args.profile, args.timeout)
+    except ParameterError as e:
+        ap.error(str(e))
     root = repo_root()
 
     if args.ablation:
-        return run_ablation(args.ablation, root=root, timeout=args.timeout, profile=args.profile,
+        return run_ablation(args.ablation, root=root, timeout=timeout, profile=args.profile,
                             log_output=args.log_output)
     if args.readme_only:
         print(f"wrote {write_results_readme(root)}")
@@ -303,13 +306,19 @@ def main(argv=None) -> int:
     for nb in notebooks:
         params = load_profile_params(nb, args.profile, root)
         plans += seed_plans(nb, args.profile, params, args.seeds, root=root, update_notebook=args.update_notebooks)
+    if args.profile == "gpu":
+        missing = [m for nb in notebooks for m in missing_weights(nb, load_profile_params(nb, args.profile, root))]
+        if missing:
+            print("profile 'gpu' needs pretrained weights that are not on this machine (no fallback is recorded "
+                  "as the paper's setting); nothing was run:\n  " + "\n  ".join(missing), file=sys.stderr)
+            return 2
     failures, failed = [], set()
 
     # every notebook records the tree as it was here, before the first one writes into results/
     with git_state_pinned(root):
         # longest first (by the wall time of its last recorded run) keeps parallel workers evenly loaded
         ordered = sorted(plans, key=lambda p: -previous_wall_time(p.notebook, args.profile, root))
-        for plan, error in execute_plans(ordered, jobs=args.jobs, timeout=args.timeout, root=root,
+        for plan, error in execute_plans(ordered, jobs=args.jobs, timeout=timeout, root=root,
                                          log_output=args.log_output):
             if error:
                 failures.append(error)

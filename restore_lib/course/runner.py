@@ -4,22 +4,48 @@ errors that name the notebook and the failing cell. Used by
 :mod:`restore_lib.course.reproduce` and :mod:`restore_lib.course.ablations`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
 from ..utils import atomic_write_text, repo_root
+from ..weights import REQUIRE_ENV
 from .nbclean import _dump, clean_notebook
 from .results import MetricsSchemaError, load_metrics
 
-__all__ = ["PROFILES", "ParameterError", "NotebookFailed", "list_notebooks", "results_dir_for",
-           "notebook_parameters", "load_profile_params", "check_parameters", "previous_wall_time", "run_notebook"]
+__all__ = ["PROFILES", "DEFAULT_CELL_TIMEOUT", "cell_timeout", "add_timeout_arg", "ParameterError", "NotebookFailed",
+           "list_notebooks", "results_dir_for", "notebook_parameters", "load_profile_params", "check_parameters", "previous_wall_time", "run_notebook",
+           "environ"]
 
 PROFILES = ("smoke", "gpu")
+
+#: per-cell timeout (seconds) of each profile when ``--timeout`` is not given; None: no limit. A smoke cell
+#: that runs an hour is stuck; a gpu cell trains for days.
+DEFAULT_CELL_TIMEOUT = {"smoke": 3600, "gpu": None}
+
+
+def cell_timeout(profile: str, given: int | None = None) -> int | None:
+    """The per-cell timeout of a run: ``given`` (``--timeout``) when set, else the profile's default."""
+    if profile not in DEFAULT_CELL_TIMEOUT:
+        raise ParameterError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if given is None:
+        return DEFAULT_CELL_TIMEOUT[profile]
+    if given <= 0:
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {given}")
+    return given
+
+
+def add_timeout_arg(ap) -> None:
+    """The ``--timeout`` option of the commands that run notebooks (read it with :func:`cell_timeout`)."""
+    ap.add_argument("--timeout", type=int, default=None,
+                    help="per-cell timeout in seconds (default: " + ", ".join(
+                        f"{p} {t} s" if t else f"{p} none" for p, t in DEFAULT_CELL_TIMEOUT.items()) + ")")
 
 
 class ParameterError(ValueError):
@@ -122,16 +148,35 @@ def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) ->
         return 0.0
 
 
-def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int = 3600,
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (a notebook's kernel inherits them) for the
+    ``with`` block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, timeout: int | None = 3600,
                  root: Path | None = None, update_notebook: bool = False, log_output: bool = False,
                  out_dir: Path | None = None, executed: Path | None = None, label: str | None = None) -> Path:
     """Execute one notebook; return the path of its validated metrics.json.
 
+    ``timeout``: seconds a cell may run (None: no limit; see :func:`cell_timeout`).
     ``out_dir`` (default ``results/<stem>`` or ``results/<stem>/<profile>``) is
     where the notebook must write metrics.json; it is passed to the notebook as
     its ``out_dir`` parameter unless that is the default location of the smoke
     profile. ``executed`` is where the executed copy goes. ``label`` names the
-    run in error messages (e.g. an ablation arm).
+    run in error messages (e.g. an ablation arm). A gpu-profile kernel runs
+    with ``$RESTORE_REQUIRE_WEIGHTS=1``: a loss or metric whose pretrained
+    weights are missing raises instead of falling back (restore_lib.weights).
     """
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -149,20 +194,22 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
     name = nb_path.name + (f" ({label})" if label else "")
     metrics = out_dir / "metrics.json"
     started = time.time()
+    strict = {REQUIRE_ENV: "1"} if profile == "gpu" else {}
     try:
-        for attempt in range(KERNEL_START_TRIES):
-            try:
-                pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
-                                    cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
-                                    execution_timeout=timeout, report_mode=False)
-                break
-            except RuntimeError as e:
-                # two kernels started at the same moment can pick the same TCP port; the loser dies before
-                # it answers, before any cell ran: start it again (a kernel that dies later is DeadKernelError)
-                if _KERNEL_START_FAILED not in str(e) or attempt + 1 == KERNEL_START_TRIES:
-                    raise
-                print(f"{name}: the kernel died while starting ({e}); starting another", file=sys.stderr)
-                time.sleep(1.0 + attempt)
+        with environ(strict):
+            for attempt in range(KERNEL_START_TRIES):
+                try:
+                    pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",
+                                        cwd=str(nb_path.parent), progress_bar=False, log_output=log_output,
+                                        execution_timeout=timeout, report_mode=False)
+                    break
+                except RuntimeError as e:
+                    # two kernels started at the same moment can pick the same TCP port; the loser dies before
+                    # it answers, before any cell ran: start it again (a kernel that dies later is DeadKernelError)
+                    if _KERNEL_START_FAILED not in str(e) or attempt + 1 == KERNEL_START_TRIES:
+                        raise
+                    print(f"{name}: the kernel died while starting ({e}); starting another", file=sys.stderr)
+                    time.sleep(1.0 + attempt)
     except PapermillExecutionError as e:
         index, first_line = _source_cell(executed, e.cell_index)
         raise NotebookFailed(f"{name}: cell {index} ({first_line!r}) raised {e.ename}: {e.evalue}\n"

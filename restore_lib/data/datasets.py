@@ -37,8 +37,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..utils import atomic_path
+from ..utils import atomic_path, resolve_data_root
 from .io import IMAGE_EXTENSIONS, ImageReadError, read_image, to_tensor
+from .manifest import check_data_folder
 
 __all__ = [
     "DatasetError", "MissingPairError", "PairSizeError", "EmptyDatasetError", "PatchSizeError",
@@ -298,6 +299,12 @@ class PairedFolderDataset(PairedDataset):
     ``degraded``/``clean``), Restormer-style ``input``/``target`` folders and the
     course HW4 layout (``name_map=HW4_NAME_MAP``).
 
+    ``root`` is a data root: absolute or relative to the repository root
+    (:func:`restore_lib.utils.resolve_data_root`), checked against the
+    ``MANIFEST.json`` of its prepared folder (``root`` or its parent) by
+    :func:`restore_lib.data.manifest.check_data_folder` unless ``verify=False``
+    (a folder without one is read with a warning).
+
     Args:
         root: folder that holds the two image folders.
         degraded_dir, clean_dir: their names (or absolute paths).
@@ -313,14 +320,17 @@ class PairedFolderDataset(PairedDataset):
         modcrop: crop a clean image that is not exactly ``scale`` x the degraded
             one down to that size (otherwise :class:`PairSizeError`).
         gray, alpha: passed to :func:`read_image`.
+        verify: check the folder's manifest (False: the caller already did).
     """
 
     def __init__(self, root, degraded_dir: str = "degraded", clean_dir: str = "clean", *, scale: int = 1,
                  patch_size=None, augment=None, seed: int = 0, name_map=None, in_memory: bool = True,
                  files: Iterable[str] | None = None, modcrop: bool = False, gray: str = "rgb",
-                 alpha: str = "error"):
+                 alpha: str = "error", verify: bool = True):
         super().__init__(scale=scale, patch_size=patch_size, augment=augment, seed=seed, modcrop=modcrop)
-        self.root = Path(root)
+        self.root = resolve_data_root(root)
+        if verify:
+            check_data_folder(self.root, what="paired image", levels=1)
         pairs = pair_files(self.root / degraded_dir, self.root / clean_dir, name_map, files)
         self._init_pairs(pairs, in_memory, gray, alpha)
 
@@ -359,6 +369,12 @@ class GoProDataset(PairedFolderDataset):
     ignored. Names are ``<scene>/<file>``. ``files`` (if given) lists such
     names. Images are read on access by default (2,103 training pairs of
     1280x720 would need ~11.6 GB in memory as uint8).
+
+    ``root`` is a data root (absolute or relative to the repository root). A
+    folder made by ``data_scripts/prepare_gopro.py`` must match its
+    ``MANIFEST.json``; an unfinished preparation is refused and a raw
+    ``GOPRO_Large`` folder is read with a warning
+    (:func:`restore_lib.data.manifest.check_data_folder`).
     """
 
     def __init__(self, root, split: str = "train", *, blur_dir: str = "blur", sharp_dir: str = "sharp",
@@ -367,7 +383,8 @@ class GoProDataset(PairedFolderDataset):
         PairedDataset.__init__(self, scale=scale, patch_size=patch_size, augment=augment, seed=seed)
         if split not in ("train", "test"):
             raise ValueError(f"GoProDataset: split must be 'train' or 'test', got {split!r}")
-        self.root = Path(root)
+        self.root = resolve_data_root(root)
+        check_data_folder(self.root, script="prepare_gopro", what="GoPro")
         split_dir = self.root / split
         if not split_dir.is_dir():
             raise EmptyDatasetError(f"{split_dir}: GoPro split folder not found")

@@ -44,7 +44,9 @@ import torch
 
 from .datasets import (EmptyDatasetError, HW4_NAME_MAP, MissingPairError, _compact, list_images,
                        pair_files)
+from ..utils import resolve_data_root
 from .io import read_image, to_tensor
+from .manifest import check_data_folder
 from .pairs import load_pairs
 
 __all__ = ["ImageFolder", "load_images", "degradation_type", "load_typed_pairs", "split_by_image",
@@ -109,7 +111,7 @@ def degradation_type(name: str, types: Sequence[str] = HW4_TYPES) -> str:
 
 def has_clean(data_root: str | os.PathLike, split: str) -> bool:
     """True when ``<data_root>/<split>/clean`` exists (test sets have none)."""
-    return (Path(data_root) / split / "clean").is_dir()
+    return (resolve_data_root(data_root) / split / "clean").is_dir()
 
 
 def _name_map(clean_dir: Path):
@@ -125,9 +127,13 @@ def load_typed_pairs(data_root: str | os.PathLike, split: str, *, types: Sequenc
     Works with the raw HW4 layout (clean files named ``<type>_clean-N.png``)
     and the prepared one (same names). ``files`` restricts to these degraded
     file names. The type comes from each file name's prefix; a file whose
-    prefix is not in ``types`` is an error naming it.
+    prefix is not in ``types`` is an error naming it. ``data_root`` is
+    absolute or relative to the repository root; a prepared folder must match
+    its ``MANIFEST.json`` (see :func:`restore_lib.data.manifest.check_data_folder`).
     """
-    root = Path(data_root) / split
+    data_root = resolve_data_root(data_root)
+    check_data_folder(data_root, script="prepare_hw4", what="HW4")
+    root = data_root / split
     lq_dir, gt_dir = root / "degraded", root / "clean"
     if not lq_dir.is_dir():
         raise EmptyDatasetError(f"{lq_dir}: folder not found (expected <data_root>/{split}/degraded)")
@@ -217,7 +223,10 @@ def load_all_in_one(data_root: str | os.PathLike | None = None, *, tasks: Sequen
       ``rain``/``snow`` from the file names. Without a ``val`` folder the
       ``train`` pairs are split by image with :func:`split_by_image`
       (``val_ratio``, ``seed``). The main table is computed on ``val``; the
-      submission set is ``test/degraded``.
+      submission set is ``test/degraded``. ``data_root`` is absolute or
+      relative to the repository root; a folder written by
+      ``prepare_hw4.py --out`` must match its ``MANIFEST.json``, an unfinished
+      one is refused, and the raw course folder is read with a warning.
     """
     if data_root is None:
         splits = {s: [(t, f"{t}-{n}.png", lq, gt) for t in tasks for n, lq, gt in load_pairs(t, s)]
@@ -225,7 +234,8 @@ def load_all_in_one(data_root: str | os.PathLike | None = None, *, tasks: Sequen
         return AllInOneData(types=list(tasks), train=splits["train"], val=splits["val"], eval=splits["test"],
                             eval_split="test", submission=[(n, lq) for _, n, lq, _ in splits["test"]],
                             source=f"embedded dataset, tasks {', '.join(tasks)}")
-    root = Path(data_root)
+    root = resolve_data_root(data_root)
+    check_data_folder(root, script="prepare_hw4", what="HW4")
     if not root.is_dir():
         raise EmptyDatasetError(f"{root}: data_root folder not found")
     if (root / "val" / "degraded").is_dir():

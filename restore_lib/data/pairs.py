@@ -4,14 +4,14 @@ training / validation datasets made from them."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..utils import sha256_bytes
+from ..utils import resolve_data_root, sha256_bytes
 from . import embedded
 from .datasets import MemoryPairs, PairedFolderDataset
+from .manifest import check_data_folder
 
 __all__ = ["Pair", "load_pairs", "data_provenance", "train_val_sets"]
 
@@ -25,16 +25,22 @@ def load_pairs(task: str, split: str, data_root: str | os.PathLike | None = None
     ``data_root=None`` uses the embedded dataset (built on first use). A real
     dataset folder must follow the embedded layout
     ``<data_root>/<split>/degraded|clean/*.png`` (the ``data_scripts/``
-    preparation scripts write it). ``limit`` keeps the first ``limit`` pairs.
+    preparation scripts write it). ``data_root`` is absolute or relative to
+    the repository root (:func:`restore_lib.utils.resolve_data_root`); a
+    prepared folder must match its ``MANIFEST.json`` (in ``<data_root>/<split>``
+    or ``<data_root>``), a raw one is read with a warning
+    (:func:`restore_lib.data.manifest.check_data_folder`). ``limit`` keeps
+    the first ``limit`` pairs.
     """
     if data_root is None:
         embedded.ensure()
         pairs = embedded.load_split(task, split)
     else:
-        root = Path(data_root) / split
+        root = resolve_data_root(data_root) / split
+        check_data_folder(root, what=f"'{split}' split", levels=1)
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no '{split}' folder (expected <data_root>/{split}/degraded|clean)")
-        ds = PairedFolderDataset(root, in_memory=False)
+        ds = PairedFolderDataset(root, in_memory=False, verify=False)
         pairs = []
         for i in range(len(ds)):
             item = ds[i]
@@ -51,7 +57,7 @@ def data_provenance(tasks: str | Sequence[str], data_root=None, split: str = "te
         test_imgs = ", ".join(man.get("splits", {}).get("test", [])) if isinstance(man.get("splits"), dict) else ""
         return {"name": f"embedded ({', '.join(tasks)})", "hash": embedded.dataset_hash(root),
                 "split": f"by image; evaluated on {split}" + (f" = {test_imgs}" if test_imgs else "")}
-    root = Path(data_root)
+    root = resolve_data_root(data_root)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     digest = sha256_bytes("\n".join(f"{p.relative_to(root)}:{p.stat().st_size}" for p in files).encode())
     return {"name": f"{root.name} ({', '.join(tasks)})", "hash": digest,
