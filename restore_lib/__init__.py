@@ -12,7 +12,8 @@ first (a module imports only its own layer or lower ones; tests/test_layers.py):
 3. ``restore_lib.utils`` - paths, seeding, device, atomic writes, hashes, git;
    ``restore_lib.weights`` - where pretrained weight files are found;
    ``restore_lib.data`` - ``io``, ``degradations``, ``imresize``, ``embedded``,
-   ``datasets``, ``folders``, ``pairs``, ``patches``, ``augment``;
+   ``datasets``, ``folders``, ``pairs``, ``patches``, ``augment``, ``manifest``
+   (prepared-folder check);
    ``restore_lib.metrics`` - PSNR/SSIM with paper protocols (``MetricSpec``);
    ``restore_lib.lpips`` - LPIPS; ``restore_lib.losses`` - training losses;
    ``restore_lib.features`` - frozen ImageNet features;
@@ -25,7 +26,9 @@ first (a module imports only its own layer or lower ones; tests/test_layers.py):
    ``srgan``, ``diffir``, ``ptgrm``.
 6. ``restore_lib.course`` - ``runner``, ``reproduce``
    (``python -m restore_lib.course.reproduce``), ``ablations``, ``grade``,
-   ``assignments``, ``results``, ``nbclean``, ``notebook``, ``env_info``.
+   ``assignments``, ``references`` (reference seeds, noise bands, order
+   verdicts), ``results``, ``nbclean``, ``notebook``, ``env_info``,
+   ``weights_check`` (the weights a gpu run needs).
 """
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from restore_lib import utils
 from restore_lib.data.datasets import GoProDataset, PairedFolderDataset
 from restore_lib.data.folders import load_all_in_one, load_typed_pairs
 from restore_lib.data.manifest import PrepError, UnverifiedFolderWarning, check_data_folder
+from restore_lib.data.io import write_image
 from restore_lib.data.pairs import data_provenance, load_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,3 +188,17 @@ def test_loaders_resolve_a_relative_data_root_against_the_repo_root(tmp_path, mo
     monkeypatch.setattr(utils, "_checkout_root", lambda: None)
     with pytest.raises(ValueError, match="'mine' is relative.*absolute path"):
         load_pairs("x", "val", "mine")
+
+
+def test_load_pairs_reads_a_real_x4_folder_at_its_scale(tmp_path):
+    """A real SR folder has LR images a quarter of the HR ones: sr_x4 reads it, a same-size task refuses it."""
+    from restore_lib.data.datasets import PairSizeError
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "test" / "clean" / name, rng.random((32, 48, 3)).astype(np.float32))
+        write_image(tmp_path / "test" / "degraded" / name, rng.random((8, 12, 3)).astype(np.float32))
+    with pytest.warns(UnverifiedFolderWarning):     # a raw folder: read, with a warning
+        pairs = load_pairs("sr_x4", "test", tmp_path)
+        with pytest.raises(PairSizeError, match="a.png"):
+            load_pairs("motion_blur", "test", tmp_path)
+    assert [(n, lq.shape, gt.shape) for n, lq, gt in pairs] == [(n, (8, 12, 3), (32, 48, 3)) for n in ("a.png", "b.png")]

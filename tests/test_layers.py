@@ -2,6 +2,7 @@
 higher layer, and no two modules import each other, directly or in a cycle
 (function-level imports count). Read from the AST; nothing is imported."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,19 @@ def test_the_checks_catch_a_bad_import(tmp_path):
     assert cycles(edges) == [["restore_lib.archs.net", "restore_lib.recipes.demo"]]
     with pytest.raises(LookupError, match="no layer"):
         layer_of("restore_lib.newthing")
+
+
+def _layout_docs() -> dict[str, str]:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    return {"README.md's Layout section": layout, "restore_lib/__init__.py's docstring": ast.get_docstring(
+        ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8")))}
+
+
+@pytest.mark.parametrize("where", list(_layout_docs()))
+def test_the_layout_docs_name_every_module(where):
+    """A module added without a line in the layout docs fails here (found by file, not by a list in this test)."""
+    text = _layout_docs()[where]
+    missing = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+                     if p.name != "__init__.py" and not re.search(rf"\b{p.stem}\b", text))
+    assert not missing, f"{where} does not name: {', '.join(missing)}"

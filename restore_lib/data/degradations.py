@@ -84,7 +84,7 @@ from .imresize import bicubic_downsample
 __all__ = [
     "as_rng", "line_kernel", "disk_kernel", "random_trajectory", "trajectory_kernel", "convolve_image",
     "rain_streaks", "snow", "motion_blur", "gopro_blur", "defocus", "gaussian_noise", "low_light",
-    "bicubic_sr", "DEGRADATIONS", "TASKS", "DETERMINISTIC_TASKS", "NOISE_CONVENTION", "degrade",
+    "bicubic_sr", "DEGRADATIONS", "TASKS", "DETERMINISTIC_TASKS", "TASK_SCALES", "NOISE_CONVENTION", "degrade",
     "UnknownTaskError",
 ]
 
@@ -518,6 +518,8 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
 TASKS = tuple(DEGRADATIONS)
 #: tasks whose output does not depend on the seed
 DETERMINISTIC_TASKS = frozenset({"sr_x4"})
+#: clean/degraded size ratio of the tasks that change the size (every other task: 1)
+TASK_SCALES = {"sr_x4": 4}
 
 
 def degrade(task: str, img: np.ndarray, seed) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from ..utils import resolve_data_root, sha256_bytes
 from . import embedded
 from .datasets import MemoryPairs, PairedFolderDataset
+from .degradations import TASK_SCALES
 from .manifest import check_data_folder
 
 __all__ = ["Pair", "load_pairs", "data_provenance", "train_val_sets"]
@@ -29,8 +30,9 @@ def load_pairs(task: str, split: str, data_root: str | os.PathLike | None = None
     the repository root (:func:`restore_lib.utils.resolve_data_root`); a
     prepared folder must match its ``MANIFEST.json`` (in ``<data_root>/<split>``
     or ``<data_root>``), a raw one is read with a warning
-    (:func:`restore_lib.data.manifest.check_data_folder`). ``limit`` keeps
-    the first ``limit`` pairs.
+    (:func:`restore_lib.data.manifest.check_data_folder`). The clean images
+    of a task that changes the size (``sr_x4``) must be ``TASK_SCALES[task]``
+    times the degraded ones. ``limit`` keeps the first ``limit`` pairs.
     """
     if data_root is None:
         embedded.ensure()
@@ -40,7 +42,7 @@ def load_pairs(task: str, split: str, data_root: str | os.PathLike | None = None
         check_data_folder(root, what=f"'{split}' split", levels=1)
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no '{split}' folder (expected <data_root>/{split}/degraded|clean)")
-        ds = PairedFolderDataset(root, in_memory=False, verify=False)
+        ds = PairedFolderDataset(root, scale=TASK_SCALES.get(task, 1), in_memory=False, verify=False)
         pairs = []
         for i in range(len(ds)):
             item = ds[i]
