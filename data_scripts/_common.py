@@ -34,7 +34,8 @@ from restore_lib.data.manifest import staging_leftovers
 
 __all__ = ["IMAGE_EXTS", "PrepError", "Stage", "verify_prepared", "image_size", "add_source_args",
            "add_extract_args", "extract_limits", "resolve_source", "resolve_input", "obtain_archive",
-           "list_images", "place", "check_count", "fail_if", "run_main"]
+           "list_images", "place", "check_count", "fail_if", "run_main", "verify_files", "add_output_args",
+           "check_link", "find_dir", "pair_folder", "unique_stems", "place_pairs"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -58,10 +59,11 @@ def default_data_dir() -> Path:
     return Path(env) if env else repo_root() / "data"
 
 
-def add_source_args(ap: argparse.ArgumentParser, *, archive_help: str, default_url: str | None = None) -> None:
+def add_source_args(ap: argparse.ArgumentParser, *, archive_help: str, default_url: str | None = None,
+                    several_archives: bool = False) -> None:
     g = ap.add_argument_group("input (one of)")
     g.add_argument("--src", type=Path, help="an already extracted copy of the dataset")
-    g.add_argument("--archive", type=Path, help=archive_help)
+    g.add_argument("--archive", type=Path, nargs="+" if several_archives else None, help=archive_help)
     g.add_argument("--url", default=default_url,
                    help="download from this URL" + (f" (default {default_url})" if default_url else ""))
     h = ap.add_argument_group("integrity (for --archive and --url)")
@@ -117,6 +119,21 @@ def obtain_archive(args: argparse.Namespace, filename: str, url: str | None, off
                                   accept_hash=args.accept_hash, with_digest=True)
     raise PrepError(f"no input given: download the data from {official} and pass --archive FILE "
                     f"(or --src DIR for an extracted copy, or --url URL)")
+
+
+def verify_files(args: argparse.Namespace, files: list[Path]) -> dict[str, str]:
+    """{file name: SHA-256} of local input files (archives, .mat files), each
+    checked like ``--archive`` (--sha256 for a single file, --sha256-file by
+    name, a hash recorded by --accept-hash, or --accept-hash)."""
+    if getattr(args, "sha256", None) and len(files) > 1:
+        raise PrepError(f"--sha256 gives one hash for {len(files)} files: list them in --sha256-file")
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.name in seen:
+            raise PrepError(f"{seen[f.name]} and {f}: two inputs with the same file name (hashes are looked up "
+                            f"by name); rename one")
+        seen[f.name] = f
+    return {f.name: _download.verify_file(f, expected_hash(args, f.name), args.accept_hash) for f in files}
 
 
 def resolve_source(args: argparse.Namespace, filename: str, url: str | None, official: str,
@@ -379,6 +396,87 @@ def place(src: Path, dst: Path, mode: str = "copy") -> None:
 def add_link_arg(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--link", choices=("copy", "hardlink", "symlink"), default="copy",
                     help="how files reach the output folder (default copy; symlink only with --src)")
+
+
+def add_output_args(ap: argparse.ArgumentParser, name: str, counts: str, link: bool = True) -> None:
+    """--out (default ``<data>/<name>``), --allow-partial and, with ``link``, --link."""
+    ap.add_argument("--out", type=Path, default=None, help=f"output folder (default <data>/{name})")
+    ap.add_argument("--allow-partial", action="store_true", help=f"accept counts other than the official {counts}")
+    if link:
+        add_link_arg(ap)
+
+
+def check_link(args: argparse.Namespace) -> None:
+    if args.link == "symlink" and args.src is None:
+        raise PrepError("--link symlink needs --src (links into a temporary extraction would dangle)")
+
+
+# ------------------------------------------------------------------ paired folders
+def find_dir(root: Path, *names: str, required: bool = True) -> Path | None:
+    """The one folder at or below ``root`` named one of ``names`` (any case;
+    ``__MACOSX`` is skipped). Two such folders are an error naming both;
+    none is an error naming ``root`` unless ``required`` is false (None)."""
+    wanted = {n.lower() for n in names}
+    hits = [root] if root.name.lower() in wanted else []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__MACOSX")
+        hits += [Path(dirpath) / d for d in dirnames if d.lower() in wanted]
+    if len(hits) > 1:
+        raise PrepError(f"{hits[0]} and {hits[1]}: two {' / '.join(names)} folders in the input; keep one")
+    if not hits and required:
+        raise PrepError(f"{root}: no folder named {' or '.join(names)} found")
+    return hits[0] if hits else None
+
+
+def pair_folder(deg_dir: Path, clean_dir: Path, problems: list[str], *,
+                extra_clean_ok: bool = False) -> list[tuple[Path, Path]]:
+    """[(degraded, clean)] matched by identical file name, checked by header:
+    a missing folder, a file without a partner and a pair of different sizes
+    are problems naming the file (clean files without a degraded partner are
+    fine with ``extra_clean_ok``)."""
+    for d in (deg_dir, clean_dir):
+        if not d.is_dir():
+            problems.append(f"{d}: folder not found")
+            return []
+    clean = {p.name: p for p in list_images(clean_dir)}
+    degraded = list_images(deg_dir)
+    pairs = []
+    for d in degraded:
+        c = clean.get(d.name)
+        if c is None:
+            problems.append(f"{d}: no partner {clean_dir / d.name}")
+            continue
+        try:
+            sd, sc = image_size(d), image_size(c)
+        except PrepError as e:
+            problems.append(str(e))
+            continue
+        if sd != sc:
+            problems.append(f"{d}: size {sd[0]}x{sd[1]} differs from its partner {c} ({sc[0]}x{sc[1]})")
+        pairs.append((d, c))
+    if not extra_clean_ok:
+        problems += [f"{clean[n]}: no partner in {deg_dir}" for n in sorted(set(clean) - {d.name for d in degraded})]
+    return pairs
+
+
+def unique_stems(files: list[Path]) -> None:
+    """Two files with the same name but for the extension (``baby.png`` and
+    ``baby.bmp``) are the same image twice: an error naming both."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.stem in seen:
+            raise PrepError(f"{seen[f.stem]} and {f}: both are image {f.stem!r}; remove one")
+        seen[f.stem] = f
+
+
+def place_pairs(st: Stage, split: str, pairs: list[tuple[Path, Path]], mode: str = "copy") -> None:
+    """``<split>/{degraded,clean}/<name>``, the same name on both sides (the
+    extension lower-cased)."""
+    unique_stems([d for d, _ in pairs])
+    for d, c in pairs:
+        name = d.stem + d.suffix.lower()
+        st.place(d, f"{split}/degraded/{name}", mode)
+        st.place(c, f"{split}/clean/{name}", mode)
 
 
 def check_count(what: str, found: int, expected: int | None, allow_partial: bool, problems: list[str]) -> None:

@@ -175,6 +175,13 @@ PREPARE_COMMANDS = {
     "prepare_div2k": "python data_scripts/prepare_div2k.py --archives-dir <folder> --sha256-file <file> --out {out}",
     "prepare_sr_benchmarks": "python data_scripts/prepare_sr_benchmarks.py --name <Set5|Set14|Urban100> "
                              "--archive <zip> --sha256 <hash> --out {out}",
+    "prepare_lol": "python data_scripts/prepare_lol.py --archive LOLdataset.zip --accept-hash --out {out}",
+    "prepare_sidd": "python data_scripts/prepare_sidd.py --noisy-mat ValidationNoisyBlocksSrgb.mat "
+                    "--gt-mat ValidationGtBlocksSrgb.mat --accept-hash --out {out}",
+    "prepare_rain13k": "python data_scripts/prepare_rain13k.py --archive train.zip test.zip --accept-hash --out {out}",
+    "prepare_hide": "python data_scripts/prepare_hide.py --archive HIDE_dataset.zip --accept-hash --out {out}",
+    "prepare_denoise": "python data_scripts/prepare_denoise.py --name {name} --src <folder> --out {out}",
+    "prepare_flickr2k": "python data_scripts/prepare_flickr2k.py --archive Flickr2K.tar --accept-hash --out {out}",
 }
 
 
