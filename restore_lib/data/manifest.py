@@ -175,6 +175,8 @@ PREPARE_COMMANDS = {
     "prepare_div2k": "python data_scripts/prepare_div2k.py --archives-dir <folder> --sha256-file <file> --out {out}",
     "prepare_sr_benchmarks": "python data_scripts/prepare_sr_benchmarks.py --name <Set5|Set14|Urban100> "
                              "--archive <zip> --sha256 <hash> --out {out}",
+    "make_report_data": "python data_scripts/make_report_data.py --report <restoravision|diffir|ptgrm> "
+                        "--out {parent} --tasks {name} [--gopro DIR --div2k DIR ...: the prepared sources]",
 }
 
 
