@@ -182,6 +182,8 @@ PREPARE_COMMANDS = {
     "prepare_hide": "python data_scripts/prepare_hide.py --archive HIDE_dataset.zip --accept-hash --out {out}",
     "prepare_denoise": "python data_scripts/prepare_denoise.py --name {name} --src <folder> --out {out}",
     "prepare_flickr2k": "python data_scripts/prepare_flickr2k.py --archive Flickr2K.tar --accept-hash --out {out}",
+    "make_report_data": "python data_scripts/make_report_data.py --report <restoravision|diffir|ptgrm> "
+                        "--out {parent} --tasks {name} [--gopro DIR --div2k DIR ...: the prepared sources]",
 }
 
 
