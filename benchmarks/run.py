@@ -37,10 +37,18 @@ from .specs import CASES, Case, quick_preset, select_cases
 from .tables import fmt, markdown_table, write_csv, write_json, write_markdown
 from .worker import VARIANTS, BenchConfig, count_case, measure_case
 
-__all__ = ["main", "parse_args", "make_config", "model_rows", "compute_rows", "render_markdown"]
+__all__ = ["main", "parse_args", "make_config", "variant_speedups", "model_rows", "compute_rows", "render_markdown"]
 
 
 # --------------------------------------------------------------------------- configuration
+
+def variant_speedups(row: dict, variants) -> dict:
+    """``train_<v>_speedup``: a variant's fwd+bwd throughput over the float32 eager one, in the same run
+    (formatted as ``1.84x``; absent when either was not measured)."""
+    base = row.get("train_img_s")
+    return {f"train_{v}_speedup": f"{row[f'train_{v}_img_s'] / base:.2f}x" for v in variants
+            if base and row.get(f"train_{v}_img_s")}
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
@@ -281,11 +289,13 @@ def render_markdown(info: dict, cfg: BenchConfig, rows: list[dict], crows: list[
         cols += [(f"fwd_{v}_median_ms", f"{v} fwd ms") for v in cfg.variants]
         cols += [("train_img_s", "fp32 fwd+bwd img/s")]
         cols += [(f"train_{v}_img_s", f"{v} fwd+bwd img/s") for v in cfg.variants]
+        cols += [(f"train_{v}_speedup", f"{v} / fp32 eager (fwd+bwd)") for v in cfg.variants]
         cols += [("mfu_text", "MFU fp32")] + [(f"mfu_{v}_text", f"MFU {v}") for v in cfg.variants]
         cols += [(f"train_{v}_first_call_s", f"{v}: compile s (first fwd+bwd)") for v in cfg.variants
                  if v in ("compile", "all")]
         cols += [("errors", "problems")]
         fp_peak, bf_peak = peaks["fp32"], peaks["bf16"]
+        rows = [{**r, **variant_speedups(r, cfg.variants)} for r in rows]
         compiled = "" if cfg.compile_at is None else (
             f" The compile variants ran at batch {', '.join(map(str, cfg.compile_at))} only (compiling is slow).")
         lines += ["## Variants: bf16 autocast, channels_last, torch.compile", "",

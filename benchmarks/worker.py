@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from restore_lib.models import build_model, count_parameters
+from restore_lib.train import to_channels_last as model_to_channels_last
 
 from .measure import MemoryProbe, count_flops, time_calls
 from .specs import Case, input_hw, make_inputs, to_channels_last, training_loss
@@ -119,11 +120,19 @@ def _count(case: Case, model: nn.Module, hw, device: str, *, train: bool) -> int
 
 # --------------------------------------------------------------------------- timing
 
+def to_contiguous(model: nn.Module) -> nn.Module:
+    """Undo :func:`restore_lib.train.to_channels_last`."""
+    for t in [*model.parameters(), *model.buffers()]:
+        t.data = t.data.contiguous()
+    return model
+
+
 def variant_setup(model: nn.Module, variant: str, device: str):
     """``(callable model, autocast context factory, channels_last?)`` of a variant.
 
     ``"fp32"`` is the eager float32 baseline. channels_last converts the model
-    in place (call ``model.to(memory_format=torch.contiguous_format)`` after).
+    in place, as the Trainer does on CUDA (:func:`restore_lib.train.to_channels_last`: 4-D tensors only, so a
+    model holding a 5-D parameter, like PromptIR, converts too); undo with :func:`to_contiguous`.
     """
     dev_type = torch.device(device).type
     bf16 = variant in ("bf16", "all")
@@ -132,7 +141,7 @@ def variant_setup(model: nn.Module, variant: str, device: str):
     if variant not in ("fp32", *VARIANTS):
         raise ValueError(f"unknown variant {variant!r}; expected fp32 or one of {VARIANTS}")
     if cl:
-        model.to(memory_format=torch.channels_last)
+        model_to_channels_last(model)
     if comp:
         # a fresh compile cache per variant: recompiles of earlier variants must not
         # exhaust dynamo's cache limit (it would silently fall back to eager)
@@ -244,5 +253,5 @@ def _measure_variant(row: dict, variant: str, case: Case, model: nn.Module, hw, 
             model.zero_grad(set_to_none=True)
     finally:
         if cl:
-            model.to(memory_format=torch.contiguous_format)
+            to_contiguous(model)
         model.eval()

@@ -19,6 +19,7 @@ use too).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -506,3 +507,20 @@ def run_main(main) -> None:
             FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def lr_partner(hr: Path, lr_dir: Path, scale: int, problems: list[str]) -> Path | None:
+    """The official bicubic LR of ``hr`` (``<lr_dir>/<stem>x<scale>.png``, DIV2K's and Flickr2K's naming),
+    checked by name and by size (HR / scale, rounded down or up); None with a line in ``problems`` if not."""
+    lr = lr_dir / f"{hr.stem}x{scale}.png"
+    if not lr.is_file():
+        problems.append(f"{hr}: LR partner {lr} missing")
+        return None
+    try:
+        (w, h), (lw, lh) = image_size(hr), image_size(lr)
+    except PrepError as e:
+        problems.append(str(e))
+        return None
+    if (lw, lh) not in ((w // scale, h // scale), (math.ceil(w / scale), math.ceil(h / scale))):
+        problems.append(f"{lr}: size {lw}x{lh} is not {w}x{h} / {scale}")
+    return lr

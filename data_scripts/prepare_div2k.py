@@ -35,7 +35,6 @@ of the first N images with our MATLAB bicubic and reports the agreement.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from PIL import Image
 
 import _download
 from _common import (PrepError, Stage, add_extract_args, check_count, default_data_dir, expected_hash,
-                     extract_limits, fail_if, image_size, import_restore_lib, list_images, run_main)
+                     extract_limits, fail_if, image_size, import_restore_lib, list_images, lr_partner, run_main)
 
 VERSION = "2"
 
@@ -76,18 +75,9 @@ def collect(root: Path, part: str, scale: int, allow_partial: bool) -> list[tupl
         if not re.fullmatch(r"\d{4}\.png", hr.name) or not lo <= int(hr.stem) <= hi:
             problems.append(f"{hr}: unexpected name for the {part} split ({lo:04d}-{hi:04d})")
             continue
-        lr = lr_dir / f"{hr.stem}x{scale}.png"
-        if not lr.is_file():
-            problems.append(f"{hr}: LR partner {lr.name} missing")
-            continue
-        try:
-            (w, h), (lw, lh) = image_size(hr), image_size(lr)
-        except PrepError as e:
-            problems.append(str(e))
-            continue
-        if (lw, lh) not in ((w // scale, h // scale), (math.ceil(w / scale), math.ceil(h / scale))):
-            problems.append(f"{lr}: size {lw}x{lh} is not {w}x{h} / {scale}")
-        pairs.append((hr, lr))
+        lr = lr_partner(hr, lr_dir, scale, problems)
+        if lr is not None:
+            pairs.append((hr, lr))
     check_count(f"{part} pairs", len(pairs), hi - lo + 1, allow_partial, problems)
     fail_if(problems, hr_dir)
     return pairs

@@ -31,12 +31,11 @@ folder every HR image has its partner of size HR / s.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from _common import (PrepError, Stage, add_output_args, add_source_args, check_count, check_link,
-                     default_data_dir, fail_if, find_dir, image_size, import_restore_lib, list_images,
-                     resolve_source, run_main, unique_stems)
+                     default_data_dir, fail_if, find_dir, import_restore_lib, list_images,
+                     lr_partner, resolve_source, run_main, unique_stems)
 
 VERSION = "1"
 
@@ -50,18 +49,9 @@ def official_lr(hrs: list[Path], lr_dir: Path, s: int, problems: list[str]) -> l
     """The LR partner of every HR image in ``lr_dir``, checked by name and size."""
     lrs = []
     for hr in hrs:
-        lr = lr_dir / f"{hr.stem}x{s}.png"
-        if not lr.is_file():
-            problems.append(f"{hr}: LR partner {lr} missing")
-            continue
-        try:
-            (w, h), (lw, lh) = image_size(hr), image_size(lr)
-        except PrepError as e:
-            problems.append(str(e))
-            continue
-        if (lw, lh) not in ((w // s, h // s), (math.ceil(w / s), math.ceil(h / s))):
-            problems.append(f"{lr}: size {lw}x{lh} is not {w}x{h} / {s}")
-        lrs.append(lr)
+        lr = lr_partner(hr, lr_dir, s, problems)
+        if lr is not None:
+            lrs.append(lr)
     return lrs
 
 

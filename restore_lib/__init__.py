@@ -28,7 +28,8 @@ first (a module imports only its own layer or lower ones; tests/test_layers.py):
    (``python -m restore_lib.course.reproduce``), ``ablations``, ``grade``,
    ``assignments``, ``references`` (reference seeds, noise bands, order
    verdicts), ``results``, ``nbclean``, ``notebook``, ``env_info``,
-   ``weights_check`` (the weights a gpu run needs).
+   ``weights_check`` (what a gpu run needs before it starts), ``rehearsal``
+   (the gpu path on a CPU: fake downloads, data scripts, notebooks).
 """
 
 __version__ = "0.1.0"

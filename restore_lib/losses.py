@@ -251,28 +251,35 @@ class TVLoss(_Loss):
 
 
 class SRGANGeneratorLoss(_Loss):
-    """SRGAN generator objective: content + 1e-3 * adversarial + 2e-8 * TV.
+    """SRGAN generator objective: [pixel_weight * pixel MSE +] content + 1e-3 * adversarial + 2e-8 * TV.
 
     Content = MSE between frozen features (VGG19 phi_5,4 = relu5_4 when available, else
     the MobileNetV2 stand-in; see ``description``). Adversarial = BCE of the
     discriminator's logits on the prediction against "real". The
     discriminator's logits are passed in ``batch["d_fake_logits"]`` by the
-    GAN trainer.
+    GAN trainer. ``pixel_weight`` adds the pixel-wise MSE, the content loss's first
+    component in RestoraVision's report (sec. 3.1.3: "pixel-wise MSE" and "perceptual
+    loss derived from pre-trained VGG16"; it gives no weight, 1 is the plain sum).
     """
 
     def __init__(self, adv_weight: float = 1e-3, tv_weight: float = 2e-8, kind: str = "auto",
-                 layer: str = "relu5_4", weights_path=None):
+                 layer: str = "relu5_4", weights_path=None, pixel_weight: float = 0.0):
         super().__init__()
         self.content = PerceptualLoss(kind=kind, layer=layer, criterion="mse", weights_path=weights_path)
         self.tv = TVLoss()
-        self.adv_weight, self.tv_weight = adv_weight, tv_weight
-        self.description = (f"content MSE [{self.content.description}] + {adv_weight:g}*adversarial + "
+        self.adv_weight, self.tv_weight, self.pixel_weight = adv_weight, tv_weight, pixel_weight
+        pixel = f"{pixel_weight:g}*pixel MSE + " if pixel_weight else ""
+        self.description = (f"{pixel}content MSE [{self.content.description}] + {adv_weight:g}*adversarial + "
                             f"{tv_weight:g}*TV")
 
     def forward(self, pred, target, batch=None):
         content = self.content(pred, target)
         total = content + self.tv_weight * self.tv(pred)
         logs = {"content": float(content.detach())}
+        if self.pixel_weight:
+            pixel = F.mse_loss(pred, target)
+            total = total + self.pixel_weight * pixel
+            logs["pixel"] = float(pixel.detach())
         if batch is not None and "d_fake_logits" in batch:
             logits = batch["d_fake_logits"]
             adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))

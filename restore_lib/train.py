@@ -41,7 +41,8 @@ from .checkpoints import CheckpointError
 from .metrics import psnr
 from .utils import atomic_torch_save, pick_device
 
-__all__ = ["TrainConfig", "Trainer", "build_optimizer", "build_scheduler", "NonFiniteLossError", "CHECKPOINT_FORMAT"]
+__all__ = ["TrainConfig", "Trainer", "to_channels_last", "build_optimizer", "build_scheduler", "NonFiniteLossError",
+           "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -57,14 +58,16 @@ class TrainConfig:
 
     total_steps: int = 1000
     batch_size: int = 8
-    optimizer: str = "adamw"          # "adam" | "adamw"
+    optimizer: str = "adamw"          # "adam" | "adamw" | "sgd" (with ``momentum``; betas unused)
     lr: float = 2e-4
     weight_decay: float = 0.0
     betas: tuple = (0.9, 0.999)
+    momentum: float = 0.9             # SGD only
     scheduler: str = "cosine"         # "cosine" | "constant"
     eta_min: float = 1e-6
     grad_clip: float | None = None    # max global grad norm
     amp: str = "auto"                 # "auto" (bf16 on CUDA, off elsewhere) | "fp16" | "bf16" | "off"
+    channels_last: str = "auto"       # "auto" (on CUDA: model and 4-D batches in channels_last) | "on" | "off"
     log_every: int = 10
     val_every: int = 0                # 0: validate only at the end
     ckpt_every: int = 0               # 0: at the end of every epoch
@@ -72,12 +75,14 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "constant"):
             raise ValueError(f"scheduler must be 'cosine' or 'constant', got {self.scheduler!r}")
         if self.amp not in ("auto", "fp16", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'fp16', 'bf16' or 'off', got {self.amp!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"channels_last must be 'auto', 'on' or 'off', got {self.channels_last!r}")
         problems = []
 
         def whole(name, least):
@@ -102,6 +107,7 @@ class TrainConfig:
         real("lr", 0, strict=True)
         real("weight_decay", 0)
         real("eta_min", 0)
+        real("momentum", 0)
         real("grad_clip", 0, strict=True, optional=True)   # a negative max-norm would flip the gradients
         betas = tuple(self.betas) if isinstance(self.betas, (list, tuple)) else ()
         if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
@@ -157,12 +163,24 @@ def _accepts_three_args(fn) -> bool:
 LossFn = Callable[[torch.Tensor, torch.Tensor, dict], Any]
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Put every 4-D parameter and buffer of ``model`` in channels_last, in place
+    (``Module.to(memory_format=...)`` refuses models that hold a 5-D tensor,
+    such as PromptIR's prompt components)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 def build_optimizer(params, config: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    """Adam or AdamW (``config.optimizer``) with the config's betas and weight
-    decay; ``lr`` overrides ``config.lr``."""
+    """Adam, AdamW (with the config's betas) or SGD (with its momentum), as ``config.optimizer``
+    says, with the config's weight decay; ``lr`` overrides ``config.lr``."""
+    lr = config.lr if lr is None else lr
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return opt_cls(params, lr=config.lr if lr is None else lr, betas=tuple(config.betas),
-                   weight_decay=config.weight_decay)
+    return opt_cls(params, lr=lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -197,6 +215,11 @@ class Trainer:
         self.device = pick_device(device)
         self.rank, self.world_size = _dist_info()
         self.model = model.to(self.device)
+        #: NHWC memory layout (faster convolutions under bf16 on tensor cores); the same numbers up to rounding
+        self.memory_format = torch.channels_last if config.channels_last == "on" or (
+            config.channels_last == "auto" and self.device.type == "cuda") else torch.contiguous_format
+        if self.memory_format is torch.channels_last:
+            to_channels_last(self.model)
         self.train_set = train_set
         self.loss_fn = loss_fn
         self._loss_takes_batch = _accepts_three_args(loss_fn) if loss_fn is not None else False
@@ -273,8 +296,11 @@ class Trainer:
                           drop_last=True, generator=gen)
 
     def _to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                for k, v in batch.items()}
+        def move(v):
+            v = v.to(self.device, non_blocking=True)
+            return v.contiguous(memory_format=self.memory_format) if v.dim() == 4 else v
+
+        return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     # ------------------------------------------------------------------ one step
     def forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict, torch.Tensor | None]:

@@ -392,3 +392,26 @@ def test_cli_quick_writes_tables(tmp_path):
         assert float(r["gmacs"]) * 1e9 == pytest.approx(macs)
     md = (tmp_path / "benchmarks_cpu_quick.md").read_text()
     assert "*Provenance:*" in md and "fsrcnn" in md
+
+
+def test_variant_speedups_are_ratios_to_the_fp32_eager_step_of_the_same_row():
+    from benchmarks.run import variant_speedups
+
+    row = {"train_img_s": 10.0, "train_bf16_img_s": 25.0, "train_compile_img_s": 5.0}
+    assert variant_speedups(row, ["bf16", "compile", "channels_last"]) == {
+        "train_bf16_speedup": "2.50x", "train_compile_speedup": "0.50x"}
+    assert variant_speedups({"train_bf16_img_s": 25.0}, ["bf16"]) == {}
+
+
+def test_channels_last_variant_converts_a_model_with_a_5d_parameter_and_back():
+    from benchmarks.worker import to_contiguous, variant_setup
+    from restore_lib.models import build_model
+
+    model = build_model("promptir", "small")        # its prompt components are a 5-D parameter
+    x = torch.rand(1, 3, 16, 16)
+    ref = model(x)
+    fn, _, cl = variant_setup(model, "channels_last", "cpu")
+    assert cl and model.patch_embed.proj.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fn(x.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-4, atol=1e-5)
+    to_contiguous(model)
+    assert all(p.is_contiguous() for p in model.parameters())

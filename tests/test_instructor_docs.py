@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from restore_lib.course import ablations, assignments, grade
+from restore_lib.course import ablations, assignments, grade, weights_check
 from restore_lib.course.ablations import check_spec, load_spec
 from restore_lib.course.results import GIT_STATE_ENV
 from restore_lib.utils import repo_root
@@ -169,7 +169,7 @@ def test_every_command_of_the_docs_runs(work, monkeypatch, capsys):
             profile = args[args.index("--profile") + 1] if "--profile" in args else "smoke"
             monkeypatch.setattr(torch.cuda, "is_available", lambda: True)     # the gpu profile needs CUDA
             # and the reports' pretrained weights (their refusal is tested in test_weights_policy.py)
-            monkeypatch.setattr(ablations, "missing_weights", lambda nb, params: [])
+            monkeypatch.setattr(weights_check, "missing_weights", lambda nb, params: [])
             repos[profile] = _scratch_repo(work / f"repo_{profile}")
             assert ablations.main([*args, "--root", str(repos[profile])]) == 0, capsys.readouterr().err
             arm_dir = repos[profile] / "results" / "ablations" / "promptir_loss" / "l1"

@@ -101,3 +101,17 @@ def test_feature_losses_use_offline_mobilenet_and_say_so(monkeypatch, tmp_path):
     assert "adversarial" in g_logs and "mobilenet" in SRGANGeneratorLoss().description.lower()
     # parameters of the frozen network never train
     assert not any(q.requires_grad for q in per.parameters())
+
+
+def test_srgan_generator_loss_pixel_weight_adds_the_pixel_mse():
+    from restore_lib.losses import SRGANGeneratorLoss
+
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    plain = SRGANGeneratorLoss(kind="mobilenet_v2")
+    with_pixel = SRGANGeneratorLoss(kind="mobilenet_v2", pixel_weight=2.0)
+    with_pixel.content = plain.content                  # the same frozen features
+    (a, logs_a), (b, logs_b) = plain(pred, target), with_pixel(pred, target)
+    torch.testing.assert_close(b - a, 2.0 * F.mse_loss(pred, target))
+    assert "pixel" not in logs_a and logs_b["pixel"] == pytest.approx(float(F.mse_loss(pred, target)))
+    assert with_pixel.description.startswith("2*pixel MSE + content MSE")

@@ -238,3 +238,22 @@ def test_resume_refuses_an_optimizer_state_saved_for_another_parameter_order(tmp
                                               r"position 0: 'a.weight' vs 'b.weight'"):
         make(True)
     assert make(False).step == 2
+
+
+def test_sgd_optimizer_uses_its_momentum_and_rejects_a_bad_one():
+    from restore_lib.train import build_optimizer
+
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer(p, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.5, weight_decay=0.01))
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.defaults["momentum"] == 0.5 and opt.defaults["lr"] == 0.1 and opt.defaults["weight_decay"] == 0.01
+    # f(p) = sum(p): gradient 1 (+ decay 0.01 p); step 1: v = 1, p = -0.1; step 2: v = 0.5 + 0.999, p = -0.2499
+    for expected in (-0.1, -0.2499):
+        opt.zero_grad()
+        p[0].sum().backward()
+        opt.step()
+        torch.testing.assert_close(p[0].detach(), torch.full((3,), expected), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="momentum"):
+        TrainConfig(optimizer="sgd", momentum=-1)
+    with pytest.raises(ValueError, match="'sgd'"):
+        TrainConfig(optimizer="rmsprop")

@@ -69,9 +69,9 @@ import yaml
 from ..utils import atomic_write_json, repo_root
 from .references import load_arm_reference, pair_verdicts, reference_dir, seeds_command
 from .results import SPREAD_FILE, MetricsSchemaError, git_state_pinned, load_metrics, seed_records_dir, summarize_seed_runs
-from .runner import (NotebookFailed, ParameterError, add_timeout_arg, cell_timeout, check_parameters,
-                     load_profile_params, notebook_parameters, run_notebook)
-from .weights_check import missing_weights
+from .runner import (RECORDED_PROFILES, NotebookFailed, ParameterError, add_timeout_arg, cell_timeout,
+                     check_parameters, load_profile_params, notebook_parameters, run_notebook)
+from .weights_check import refuse_to_start
 
 __all__ = ["SPEC_VERSION", "SpecError", "Tolerance", "DEFAULT_TOLERANCE", "AblationSpec", "OrderCheck",
            "load_spec", "list_specs", "specs_dir", "plan_ablation", "run_ablation", "check_spec", "publish_arm_seeds",
@@ -603,13 +603,6 @@ def run_ablation(name: str, root: Path | None = None, timeout: int | None = 3600
     does not hold, 2 when the spec or a parameter is wrong (nothing ran then).
     """
     root = root or repo_root()
-    if profile == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            print("profile 'gpu' needs CUDA and none is available: nothing was run, nothing recorded.",
-                  file=sys.stderr)
-            return 2
     try:
         spec = load_spec(name, root)
         runs = plan_ablation(spec, root, profile, seeds)
@@ -617,12 +610,10 @@ def run_ablation(name: str, root: Path | None = None, timeout: int | None = 3600
         print(f"error: {e}", file=sys.stderr)
         return 2
     nb = root / "notebooks" / f"{spec.notebook}.ipynb"
-    if profile == "gpu":
-        missing = sorted({m for run in runs for m in missing_weights(nb, run.params)})
-        if missing:
-            print("profile 'gpu' needs pretrained weights that are not on this machine; nothing was run:\n  "
-                  + "\n  ".join(missing), file=sys.stderr)
-            return 2
+    refusal = refuse_to_start(profile, [(nb, run.params) for run in runs])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     values: dict[str, float | None] = {}
     failures: list[str] = []
     with git_state_pinned(root):  # every arm records the tree as it was before the first arm wrote results
@@ -699,7 +690,7 @@ def main(argv=None) -> int:
                     "and their spread to <arm>/seed_spread.json")
     ap.add_argument("--references", type=Path, default=None, help="--check: the reference results folder whose "
                     "seeds must support each expect.order (default: <repo>/results)")
-    ap.add_argument("--profile", default="smoke", choices=("smoke", "gpu"))
+    ap.add_argument("--profile", default="smoke", choices=RECORDED_PROFILES)
     add_timeout_arg(ap)
     ap.add_argument("--check", action="store_true", help="validate specs and parameters; run nothing")
     ap.add_argument("--list", action="store_true", help="list the specs")

@@ -38,10 +38,10 @@ from ..utils import atomic_write_json, atomic_write_text, repo_root
 from .ablations import run_ablation
 from .results import (SPREAD_FILE, MetricsSchemaError, git_state_pinned, load_metrics, render_report,
                       seed_records_dir, summarize_seed_runs)
-from .runner import (PROFILES, NotebookFailed, ParameterError, add_timeout_arg, cell_timeout, environ,
-                     list_notebooks, load_profile_params, notebook_parameters, previous_wall_time, results_dir_for,
-                     run_notebook)
-from .weights_check import missing_weights
+from .runner import (PROFILES, RECORDED_PROFILES, NotebookFailed, ParameterError, add_timeout_arg, cell_timeout,
+                     environ, list_notebooks, load_profile_params, notebook_parameters, previous_wall_time,
+                     results_dir_for, run_notebook)
+from .weights_check import refuse_to_start
 
 __all__ = ["list_notebooks", "load_profile_params", "run_notebook", "write_results_readme", "main",
            "NotebookFailed", "ParameterError"]
@@ -257,7 +257,7 @@ def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m restore_lib.course.reproduce", description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="smoke", choices=PROFILES)
+    ap.add_argument("--profile", default="smoke", choices=RECORDED_PROFILES)
     ap.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 00 01")
     add_timeout_arg(ap)
     ap.add_argument("--update-notebooks", action="store_true",
@@ -291,14 +291,6 @@ def main(argv=None) -> int:
         return 0
     if args.update_notebooks and args.profile != "smoke":
         raise SystemExit("--update-notebooks only with --profile smoke (committed outputs are the CPU profile)")
-    if args.profile == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            print("profile 'gpu' needs CUDA and none is available: nothing was run, nothing recorded.",
-                  file=sys.stderr)
-            return 2
-
     notebooks = _select(list_notebooks(root), args.only)
 
     # check every parameter file (and the seeds) before running anything
@@ -306,12 +298,10 @@ def main(argv=None) -> int:
     for nb in notebooks:
         params = load_profile_params(nb, args.profile, root)
         plans += seed_plans(nb, args.profile, params, args.seeds, root=root, update_notebook=args.update_notebooks)
-    if args.profile == "gpu":
-        missing = [m for nb in notebooks for m in missing_weights(nb, load_profile_params(nb, args.profile, root))]
-        if missing:
-            print("profile 'gpu' needs pretrained weights that are not on this machine (no fallback is recorded "
-                  "as the paper's setting); nothing was run:\n  " + "\n  ".join(missing), file=sys.stderr)
-            return 2
+    refusal = refuse_to_start(args.profile, [(p.notebook, p.params) for p in plans])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     failures, failed = [], set()
 
     # every notebook records the tree as it was here, before the first one writes into results/

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,15 +20,32 @@ from ..weights import REQUIRE_ENV
 from .nbclean import _dump, clean_notebook
 from .results import MetricsSchemaError, load_metrics
 
-__all__ = ["PROFILES", "DEFAULT_CELL_TIMEOUT", "cell_timeout", "add_timeout_arg", "ParameterError", "NotebookFailed",
-           "list_notebooks", "results_dir_for", "notebook_parameters", "load_profile_params", "check_parameters", "previous_wall_time", "run_notebook",
-           "environ"]
+__all__ = ["PROFILES", "RECORDED_PROFILES", "PROFILE_BASE", "OVERLAY_KEY", "CUDA_PROFILES", "DEFAULT_CELL_TIMEOUT",
+           "cell_timeout", "add_timeout_arg", "ParameterError", "NotebookFailed", "list_notebooks",
+           "results_dir_for", "notebook_parameters", "notebook_defaults", "load_profile_params", "check_parameters",
+           "previous_wall_time", "run_environment", "run_notebook", "environ"]
 
-PROFILES = ("smoke", "gpu")
+PROFILES = ("smoke", "gpu", "gpu-quick", "rehearsal")
+
+#: profiles written as a few keys over another profile: ``configs/<nb>/gpu-quick.yaml`` and ``rehearsal.yaml``
+#: hold only what differs from ``gpu.yaml`` (schedules, crops, batches, data), so the architectures, losses and
+#: recipes they run are the gpu profile's by construction.
+PROFILE_BASE = {"gpu-quick": "gpu", "rehearsal": "gpu"}
+#: the parameters such an overlay may set: sizes of the run, never of a model (no preset, width, loss, prior...)
+OVERLAY_KEY = re.compile(r"^(profile|device|threads|seed|data_root|resume|progress|run_\w+|\w*steps|\w*epochs"
+                         r"|\w*patch|\w*patch_size|\w*crop|\w*batch|batch_size|\w*_size|\w*repeat|val_points"
+                         r"|ckpt_every|monitor_every|monitor_crop|interrupt_at|test_limit|val_ratio|tile"
+                         r"|r_train_stride|pairs)$")
+#: the profiles whose results are recorded (reproduce, ablations); a rehearsal runs from
+#: ``python -m restore_lib.course.rehearsal`` into its own folder, never into results/
+RECORDED_PROFILES = ("smoke", "gpu", "gpu-quick")
+#: profiles that need CUDA (a run without it refuses to start)
+CUDA_PROFILES = ("gpu", "gpu-quick")
 
 #: per-cell timeout (seconds) of each profile when ``--timeout`` is not given; None: no limit. A smoke cell
-#: that runs an hour is stuck; a gpu cell trains for days.
-DEFAULT_CELL_TIMEOUT = {"smoke": 3600, "gpu": None}
+#: that runs an hour is stuck; a gpu cell trains for days; gpu-quick is sized for minutes per notebook and the
+#: rehearsal for seconds, so a cell at these limits is stuck.
+DEFAULT_CELL_TIMEOUT = {"smoke": 3600, "gpu": None, "gpu-quick": 1800, "rehearsal": 900}
 
 
 def cell_timeout(profile: str, given: int | None = None) -> int | None:
@@ -74,23 +92,38 @@ def notebook_parameters(nb_path: Path) -> dict:
 
 def load_profile_params(nb_path: Path, profile: str, root: Path | None = None) -> dict:
     """The YAML parameters of ``profile`` for a notebook, checked against the
-    notebook's parameters cell."""
+    notebook's parameters cell. An overlay profile (:data:`PROFILE_BASE`) is
+    its base profile's parameters with the overlay's keys replaced; an overlay
+    key outside :data:`OVERLAY_KEY` (one that would change a model) is refused."""
     root = root or repo_root()
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     cfg = root / "configs" / nb_path.stem / f"{profile}.yaml"
-    if not cfg.is_file():
-        if profile == "smoke":
-            params = {}
-        else:
-            raise ParameterError(f"{cfg}: no '{profile}' profile for {nb_path.name}")
-    else:
-        try:
-            params = yaml.safe_load(cfg.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ParameterError(f"{cfg}: invalid YAML ({e})") from e
-        if not isinstance(params, dict):
-            raise ParameterError(f"{cfg}: must be a flat mapping of parameter names to values")
+    if not cfg.is_file() and profile != "smoke":
+        raise ParameterError(f"{cfg}: no '{profile}' profile for {nb_path.name}")
+    params = _read_yaml(cfg) if cfg.is_file() else {}
+    if profile in PROFILE_BASE:
+        changed = sorted(k for k in params if not OVERLAY_KEY.match(k))
+        if changed:
+            raise ParameterError(f"{cfg}: {', '.join(changed)} would change the model or recipe of the "
+                                 f"'{PROFILE_BASE[profile]}' profile it overlays; an overlay sets only run sizes "
+                                 f"(steps, crops, batches, data, device)")
+        if params.get("profile", profile) != profile:
+            raise ParameterError(f"{cfg}: profile: {params['profile']!r}, expected {profile!r}")
+        params = {**load_profile_params(nb_path, PROFILE_BASE[profile], root), **params}
+        params["profile"] = profile
     check_parameters(nb_path, params, source=str(cfg))
     params.setdefault("profile", profile)
+    return params
+
+
+def _read_yaml(cfg: Path) -> dict:
+    try:
+        params = yaml.safe_load(cfg.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParameterError(f"{cfg}: invalid YAML ({e})") from e
+    if not isinstance(params, dict):
+        raise ParameterError(f"{cfg}: must be a flat mapping of parameter names to values")
     return params
 
 
@@ -108,20 +141,36 @@ def check_parameters(nb_path: Path, params: dict, source: str = "parameters") ->
         raise ParameterError(f"{source}: wrong type for {nb_path.name}: " + "; ".join(wrong))
 
 
+_NO_LITERAL = object()
+
+
+def _literal(default_src):
+    """The value of a parameter's default as written in the parameters cell,
+    or ``_NO_LITERAL`` for an expression (``Path(...)``, arithmetic)."""
+    import ast
+
+    try:
+        return ast.literal_eval(default_src) if isinstance(default_src, str) else None
+    except (ValueError, SyntaxError):
+        return _NO_LITERAL
+
+
+def notebook_defaults(nb_path: Path) -> dict:
+    """``{name: default}`` of the notebook's parameters cell; an expression
+    default (no literal value) reads as None."""
+    return {name: (None if (v := _literal(info.get("default") or "None")) is _NO_LITERAL else v)
+            for name, info in notebook_parameters(nb_path).items()}
+
+
 def _type_problem(name: str, value, default_src, help_text: str = "") -> str | None:
     """Why ``value`` cannot stand for a parameter whose default is the literal
     ``default_src`` (None when it can). A None default accepts anything, and
     None is accepted where the parameter's comment documents it; a float
     accepts whole numbers; bool and int never stand for each other."""
-    import ast
-
     if value is None and "None" in help_text:
         return None
-    try:
-        default = ast.literal_eval(default_src) if isinstance(default_src, str) else None
-    except (ValueError, SyntaxError):
-        return None          # an expression: no literal type to check against
-    if default is None:
+    default = _literal(default_src)
+    if default is None or default is _NO_LITERAL:  # an expression: no literal type to check against
         return None
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -146,6 +195,18 @@ def previous_wall_time(nb_path: Path, profile: str, root: Path | None = None) ->
         return float(load_metrics(metrics)["provenance"].get("wall_time_s") or 0.0)
     except (MetricsSchemaError, TypeError, ValueError):
         return 0.0
+
+
+def run_environment(profile: str, root: Path) -> dict[str, str]:
+    """What a profile's kernels get in their environment: a gpu run raises on
+    missing pretrained weights (``$RESTORE_REQUIRE_WEIGHTS=1``) instead of
+    recording a fallback; every profile but smoke keeps its checkpoints in
+    ``runs/<profile>/`` (unless ``$RESTORE_RUNS_DIR`` says otherwise), so a
+    smoke or gpu-quick run never overwrites, or resumes from, days of gpu training."""
+    env = {REQUIRE_ENV: "1"} if profile == "gpu" else {}
+    if profile != "smoke" and not os.environ.get("RESTORE_RUNS_DIR"):
+        env["RESTORE_RUNS_DIR"] = str(root / "runs" / profile)
+    return env
 
 
 @contextlib.contextmanager
@@ -194,9 +255,8 @@ def run_notebook(nb_path: Path, profile: str, *, params: dict | None = None, tim
     name = nb_path.name + (f" ({label})" if label else "")
     metrics = out_dir / "metrics.json"
     started = time.time()
-    strict = {REQUIRE_ENV: "1"} if profile == "gpu" else {}
     try:
-        with environ(strict):
+        with environ(run_environment(profile, root)):
             for attempt in range(KERNEL_START_TRIES):
                 try:
                     pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name="python3",

@@ -13,25 +13,18 @@ back (:mod:`restore_lib.weights`).
 """
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
 from ..weights import find_weights, missing_weights_message, package_file
-from .runner import notebook_parameters
+from .runner import CUDA_PROFILES, notebook_defaults
 
-__all__ = ["needed_weights", "missing_weights"]
+__all__ = ["needed_weights", "missing_weights", "refuse_to_start"]
 
 
 def _params(nb_path: Path, params: dict) -> dict:
     """The run's parameters: the profile's, else the notebook's literal defaults."""
-    out = {}
-    for name, info in notebook_parameters(nb_path).items():
-        try:
-            out[name] = ast.literal_eval(info.get("default") or "None")
-        except (ValueError, SyntaxError):
-            out[name] = None      # an expression default: no literal value to read
-    return {**out, **params}
+    return {**notebook_defaults(nb_path), **params}
 
 
 def needed_weights(nb_path: Path, params: dict) -> list[tuple[str, str]]:
@@ -90,3 +83,21 @@ def missing_weights(nb_path: Path, params: dict) -> list[str]:
         if problem:
             problems.append(f"{nb_path.name}: {why}: {problem}")
     return problems
+
+
+def refuse_to_start(profile: str, runs: list[tuple[Path, dict]]) -> str | None:
+    """Why a run of ``profile`` over ``runs`` (notebook, parameters) must not
+    start, or None: a CUDA profile without CUDA, or a gpu-profile run whose
+    pretrained weights are missing (it would record a fallback as the paper's
+    setting; :mod:`restore_lib.course.weights_check`). Checked before anything runs."""
+    if profile in CUDA_PROFILES:
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"profile '{profile}' needs CUDA and none is available: nothing was run, nothing recorded."
+    if profile == "gpu":
+        missing = sorted({m for nb, params in runs for m in missing_weights(nb, params)})
+        if missing:
+            return ("profile 'gpu' needs pretrained weights that are not on this machine (no fallback is recorded "
+                    "as the paper's setting); nothing was run:\n  " + "\n  ".join(missing))
+    return None
