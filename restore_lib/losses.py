@@ -196,15 +196,19 @@ class ContrastLoss(_FeatureLoss):
 
 class StripformerLoss(_Loss):
     """L_char + 0.05 * L_edge + 0.0005 * L_con (Stripformer, ECCV 2022).
-    Terms can be switched off for the ablation."""
+    Terms can be switched off for the ablation. ``contrast_layer``: the VGG19
+    features of L_con, ``"stripformer_contrast"`` (relu3_1, the official
+    code's ``features[:12]``) or ``"conv3_2"`` (what the paper and the course
+    report name)."""
 
     def __init__(self, edge_weight: float = 0.05, contrast_weight: float = 0.0005, kind: str = "auto",
-                 weights_path=None):
+                 weights_path=None, contrast_layer: str = "stripformer_contrast"):
         super().__init__()
         self.char = CharbonnierLoss()
         self.edge = EdgeLoss()
         self.edge_weight, self.contrast_weight = edge_weight, contrast_weight
-        self.contrast = ContrastLoss(kind=kind, weights_path=weights_path) if contrast_weight else None
+        self.contrast = ContrastLoss(kind=kind, layer=contrast_layer, weights_path=weights_path) \
+            if contrast_weight else None
         con = f" + {contrast_weight:g}*contrast [{self.contrast.description}]" if self.contrast else ""
         self.description = f"Charbonnier + {edge_weight:g}*edge{con}"
 

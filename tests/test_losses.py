@@ -115,3 +115,13 @@ def test_srgan_generator_loss_pixel_weight_adds_the_pixel_mse():
     torch.testing.assert_close(b - a, 2.0 * F.mse_loss(pred, target))
     assert "pixel" not in logs_a and logs_b["pixel"] == pytest.approx(float(F.mse_loss(pred, target)))
     assert with_pixel.description.startswith("2*pixel MSE + content MSE")
+
+
+def test_stripformer_loss_contrast_layer_reaches_the_feature_extractor():
+    from restore_lib.losses import StripformerLoss
+
+    official = StripformerLoss(kind="mobilenet_v2")
+    report = StripformerLoss(kind="mobilenet_v2", contrast_layer="conv3_2")
+    assert "vgg19 relu3_1 (stripformer_contrast)" in official.description
+    assert "vgg19 conv3_2" in report.description and "relu3_1" not in report.description
+    assert StripformerLoss(contrast_weight=0.0, contrast_layer="conv3_2").contrast is None

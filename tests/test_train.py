@@ -132,7 +132,7 @@ def test_resume_rejects_foreign_checkpoint(tmp_path):
 
 def test_config_validation():
     with pytest.raises(ValueError, match="optimizer"):
-        TrainConfig(optimizer="sgd")
+        TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="fewer than one batch"):
         Trainer(DropoutNet(), NoisyCrops(n=2), l1, _cfg(batch_size=4), device="cpu")
 
