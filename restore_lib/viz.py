@@ -3,6 +3,7 @@ curves, image grids and an ipywidgets before/after slider (which also saves a
 static PNG, because widgets do not render in headless runs)."""
 from __future__ import annotations
 
+import base64
 import io
 import os
 from pathlib import Path
@@ -144,10 +145,22 @@ def before_after_slider(before, after, save_path: str | os.PathLike | None = Non
         Image.fromarray(arr).save(buf, format="PNG")
         return buf.getvalue()
 
+    class Slider(widgets.VBox):
+        """The widget, whose display also carries the static view as image/png: a saved notebook shows the
+        picture wherever widgets do not render (GitHub, nbviewer, a kernel-less reopen), not 'VBox(...)'."""
+
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs) or {}
+            bundle["image/png"] = base64.b64encode(static_png).decode("ascii")
+            bundle["text/plain"] = (f"before/after slider (static view: before left of the divider at "
+                                    f"{position:.0%}, after right of it)")
+            return bundle
+
     steps = 20
     frames = [png(split_view(before, after, i / steps)) for i in range(steps + 1)]  # precomputed
+    static_png = png(static)
     image = widgets.Image(value=frames[int(round(position * steps))], format="png")
     slider = widgets.IntSlider(value=int(round(position * steps)), min=0, max=steps, description="divider",
                                continuous_update=False, readout=False)
     slider.observe(lambda ch: setattr(image, "value", frames[ch["new"]]), names="value")
-    return widgets.VBox([slider, image])
+    return Slider([slider, image])
