@@ -74,6 +74,19 @@ def test_failing_cell_is_named(fake_repo):
     assert "from restore_lib.course.results import RunRecorder" in msg
 
 
+def test_an_edit_to_the_parameters_cell_is_what_runs(fake_repo):
+    """A student changes a default in the parameters cell and runs the notebook: the new value is used (no
+    injected-parameters cell re-assigns it; the profile YAML only sets what it names)."""
+    nb_path = fake_repo / "notebooks" / "99_demo.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("seed = 0", "seed = 5")
+    nbformat.write(nb, nb_path)
+    (fake_repo / "configs" / "99_demo" / "smoke.yaml").write_text(f"out_dir: {fake_repo / 'results' / '99_demo'}\n")
+    metrics = run_notebook(nb_path, "smoke", root=fake_repo)
+    record = json.loads(metrics.read_text())
+    assert record["params"]["seed"] == 5 and record["metrics"]["main/ours/PSNR"] == 32.0
+
+
 def test_notebook_that_writes_nothing_fails(fake_repo):
     nb = fake_repo / "notebooks" / "99_demo.ipynb"
     params = load_profile_params(nb, "smoke", fake_repo)
