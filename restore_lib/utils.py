@@ -159,8 +159,6 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str = "JSON
         raise error(f"{path}: not valid {what} ({e})") from e
     except JSONTooDeep as e:
         raise error(f"{path}: {what} nested too deeply to read ({e})") from e
-    except RecursionError as e:
-        raise error(f"{path}: {what} nested too deeply to read") from e
     except ValueError as e:       # e.g. an integer with thousands of digits
         raise error(f"{path}: unreadable number in the {what} ({e})") from e
 

@@ -727,8 +727,10 @@ def main(argv=None) -> int:
             print(f"{spec.name}: {spec.title} -- notebook {spec.notebook}, arms {', '.join(spec.arms)}, "
                   f"metric {spec.metric}" + (" (ok)" if args.check else ""))
         return 2 if bad else 0
-    return max(run_ablation(n, root=root, timeout=timeout, profile=args.profile, log_output=args.log_output,
-                            seeds=args.seeds) for n in names)
+    # one pin around every spec: the results the first spec writes must not make the next ones record a dirty tree
+    with git_state_pinned(root):
+        return max([run_ablation(n, root=root, timeout=timeout, profile=args.profile, log_output=args.log_output,
+                                 seeds=args.seeds) for n in names])
 
 
 if __name__ == "__main__":
