@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from restore_lib.course.runner import list_notebooks
 
@@ -31,9 +32,13 @@ def test_the_key_idea_cells_reproduce_the_library_modules(nb):
         assert src.startswith("# NBVAL_CHECK_OUTPUT") and "assert_close" in src
         assert len(src.strip().splitlines()) <= 40, "a key-idea cell is a few lines a student reads"
         out = io.StringIO()
+        before = torch.random.get_rng_state()
         with contextlib.redirect_stdout(out):
             exec(compile(src, f"{nb.name}:key-idea", "exec"), {"__name__": "__key_idea__"})
         assert len(out.getvalue().strip().splitlines()) == 1, "one stable line of output (checked by nbval)"
+        # a demo that reseeds the global generator would change every later random draw of the notebook (model
+        # initialisations, crops), i.e. the notebook's recorded results
+        assert torch.equal(torch.random.get_rng_state(), before), "the key-idea cell changed the random stream"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda n: n.stem[:2])
