@@ -64,6 +64,8 @@ REPORTS = {
                        {"train": [("rain13k", "train")], "test": [("rain13k", "rain100l")]}],
         "rain_heavy": [{"train": [("rain13k", "train")], "test": [("rain13k", "rain100h")]}],
         "motion_blur": [{"train": [("gopro", "train")], "test": [("gopro", "test")]}],
+        # the paper's deblurring table tests the GoPro-trained networks on HIDE as well
+        "hide_blur": [{"train": [("gopro", "train")], "test": [("hide", "test")]}],
         "lowlight": [{"train": [("lol", "train")], "test": [("lol", "test")]}],
         "noise15": [NOISE], "noise25": [NOISE], "noise50": [NOISE],
     },
@@ -138,6 +140,7 @@ SOURCES = {
                        per_split=True),
     "rain13k": Source("--rain13k", "prepare_rain13k", ("Rain13K",), lambda f, m, p: _pairs_by_name(f / p)),
     "lol": Source("--lol", "prepare_lol", ("LOL",), lambda f, m, p: _pairs_by_name(f / p)),
+    "hide": Source("--hide", "prepare_hide", ("HIDE",), lambda f, m, p: _pairs_by_name(f / p)),
     "denoise_train": Source("--denoise-train", "prepare_denoise", ("BSD400", "WED"), _clean_only),
     "denoise_test": Source("--denoise-test", "prepare_denoise", ("CBSD68",), _clean_only),
 }

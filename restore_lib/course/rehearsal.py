@@ -73,6 +73,7 @@ DATA_COMMANDS: dict[str, list[list[str]]] = {
          *_ACCEPT],
         ["prepare_rain13k.py", "--archive", "{dl}/train.zip", "{dl}/test.zip", "--out", "{data}/Rain13K", *_ACCEPT],
         ["prepare_lol.py", "--archive", "{dl}/LOLdataset.zip", "--out", "{data}/LOL", *_ACCEPT],
+        ["prepare_hide.py", "--archive", "{dl}/HIDE_dataset.zip", "--out", "{data}/HIDE", *_ACCEPT],
         ["prepare_denoise.py", "--name", "BSD400", "--src", "{dl}/BSD400", "--out", "{data}/BSD400",
          "--allow-partial"],
         ["prepare_denoise.py", "--name", "CBSD68", "--src", "{dl}/CBSD68", "--out", "{data}/CBSD68",
@@ -83,13 +84,12 @@ DATA_COMMANDS: dict[str, list[list[str]]] = {
 
 
 # ------------------------------------------------------------------ fake downloads
-#: datasets of the reports' tables that no notebook reads yet (SIDD: real-noise validation; HIDE: Stripformer's
-#: second test set, which notebook 02's GoPro loader cannot read): prepared here and loaded with load_pairs, the
-#: loader a notebook uses, so their scripts' output is proven loadable too
+#: a dataset of the reports' tables that no notebook reads yet (SIDD validation blocks: PTG-RM's real-noise table,
+#: whose training set, SIDD-Medium, has no script here): prepared and loaded with load_pairs, the loader the
+#: notebooks use, so its script's output is proven loadable too
 EXTRA_COMMANDS: dict[str, list[str]] = {
     "SIDD": ["prepare_sidd.py", "--noisy-mat", "{dl}/ValidationNoisyBlocksSrgb.mat", "--gt-mat",
              "{dl}/ValidationGtBlocksSrgb.mat", "--out", "{data}/SIDD", *_ACCEPT],
-    "HIDE": ["prepare_hide.py", "--archive", "{dl}/HIDE_dataset.zip", "--out", "{data}/HIDE", *_ACCEPT],
 }
 
 
