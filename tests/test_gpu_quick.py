@@ -6,13 +6,14 @@ import math
 
 import pytest
 
-from restore_lib.course.results import SeedSpreadError, load_metrics, seed_spread
+from restore_lib.course.results import SeedSpreadError, load_metrics
 from restore_lib.course.runner import list_notebooks, load_profile_params, results_dir_for, run_notebook
 
-from claims import SIGMAS, floor_for
+from claims import claim_modules, tolerance_for
 
 NOTEBOOKS = list_notebooks()
 IDS = [n.stem[:2] for n in NOTEBOOKS]
+CLAIMS = {m.REPORT: m for m in claim_modules()}
 
 
 def committed(nb):
@@ -45,7 +46,7 @@ def test_gpu_quick_reproduces_on_cuda(nb, tmp_path):
         if math.isnan(ref) or math.isinf(ref):
             continue
         try:
-            tol = seed_spread(nb.stem, key, profile="gpu-quick").tolerance(SIGMAS, floor_for(key, ref))
+            tol = tolerance_for(key, CLAIMS[nb.stem], ref, profile="gpu-quick")
         except SeedSpreadError:
             pytest.skip(f"no gpu-quick seed spread recorded for {nb.stem}: run reproduce --profile gpu-quick "
                         f"--seeds 0 1 2 first")

@@ -89,7 +89,7 @@ def refuse_to_start(profile: str, runs: list[tuple[Path, dict]]) -> str | None:
     """Why a run of ``profile`` over ``runs`` (notebook, parameters) must not
     start, or None: a CUDA profile without CUDA, or a gpu-profile run whose
     pretrained weights are missing (it would record a fallback as the paper's
-    setting; :mod:`restore_lib.course.weights_check`). Checked before anything runs."""
+    setting; :func:`missing_weights`). Checked before anything runs."""
     if profile in CUDA_PROFILES:
         import torch
 

@@ -46,6 +46,7 @@ def floor_for(key: str, ref: float) -> float:
     raise AssertionError("FLOORS has a catch-all entry")
 
 
-def tolerance_for(key: str, module, ref: float) -> float:
-    """How far a re-run's ``key`` may be from the committed ``ref``: ``max(3 sigma over the seeds, floor)``."""
-    return seed_spread(module.REPORT, key).tolerance(SIGMAS, floor_for(key, ref))
+def tolerance_for(key: str, module, ref: float, profile: str = "smoke") -> float:
+    """How far a re-run's ``key`` may be from the committed ``ref``: ``max(3 sigma over the seeds, floor)``,
+    the seeds being those recorded for ``profile``."""
+    return seed_spread(module.REPORT, key, profile=profile).tolerance(SIGMAS, floor_for(key, ref))
