@@ -2,7 +2,7 @@
 held-out photos FSRCNN and SwinIR beat MATLAB bicubic in Y-PSNR (crop 4),
 SRResNet and SRGAN beat it on at least three of four photos, SRGAN stays
 below the SRResNet it was fine-tuned from, and NAFNet (and its Baseline)
-beat the blurred input in PSNR and SSIM; the LPIPS column is honest; the
+beat the blurred input (gopro_blur) in PSNR and SSIM, beyond noise; the LPIPS column is honest; the
 reference configurations have the reference parameter counts; the published
 tables are labelled and the deblurring table lists PSNR before SSIM. Over
 the seeds: SRResNet's and SRGAN's mean gains over bicubic are within noise,
@@ -49,9 +49,10 @@ def check(m, record):
     for row in sr["rows"]:
         assert isinstance(row[col], float) or row[col] == "n/a (no trunk weights)", row
 
-    # deblurring: NAFNet beats the blurred input in PSNR and SSIM; the Baseline row too
+    # deblurring (gopro_blur, the data of notebook 04's DiffIR): NAFNet beats the blurred input in PSNR and
+    # SSIM, the Baseline row too (by how much, over the seeds: check_spread)
     for model in ("NAFNet", "NAFNet baseline"):
-        assert m[f"deblur/{model}/PSNR"] > m["deblur/blurred input/PSNR"] + 0.15, model
+        assert m[f"deblur/{model}/PSNR"] > m["deblur/blurred input/PSNR"], model
         assert m[f"deblur/{model}/SSIM"] > m["deblur/blurred input/SSIM"], model
     assert m["deblur/NAFNet/images better"] >= 3
     assert m["deblur/NAFNet + TLSC (test time)/PSNR"] > m["deblur/blurred input/PSNR"]
@@ -78,5 +79,8 @@ def check_spread(diff):
         assert not d.beyond_noise, d.verdict()
     gan = diff("sr/SRGAN/PSNR", "sr/SRResNet (MSE)/PSNR")
     assert gan.beyond_noise and gan.mean < 0, gan.verdict()
+    for model in ("NAFNet", "NAFNet baseline"):
+        gain = diff(f"deblur/{model}/PSNR", "deblur/blurred input/PSNR")
+        assert gain.beyond_noise and gain.mean > 0, gain.verdict()
     blocks = diff("deblur/NAFNet/PSNR", "deblur/NAFNet baseline/PSNR")
     assert not blocks.beyond_noise, blocks.verdict()
