@@ -59,6 +59,8 @@ class Finding:
     def fmt(self, v: float) -> str:
         if math.isnan(v):
             return "n/a"
+        if abs(v) < (0.005 if self.unit == "dB" else 0.00005):
+            v = 0.0                       # no "-0.00"
         return f"{v:+.2f} {self.unit}" if self.unit == "dB" else f"{v:+.4f}{(' ' + self.unit) if self.unit else ''}"
 
 

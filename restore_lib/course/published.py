@@ -18,7 +18,8 @@ Each report notebook's published figures live in ``configs/<notebook>/published.
           rows: {SRGAN: sr/SRGAN}          # published row -> our metrics key prefix
           columns: {Set14 PSNR: PSNR}      # published column -> our column; the key is "<prefix>/<column>"
           cells: {SRGAN: {Set14 LPIPS: sr/SRGAN/LPIPS}}   # single cells, where rows x columns does not fit
-          extra_rows: {bicubic: sr/bicubic (MATLAB)}      # rows we measure that the report has not
+          extra_rows: {bicubic: sr/bicubic (MATLAB)}      # rows we measure that the report has not (a key
+                                                          # prefix, or {published column: key})
           same_data: {this: deblur/blurred input/PSNR, 04_diffir_two_stage: main_deblur/blurred input/PSNR}
 
 A key ``<notebook>:<key>`` reads another notebook's committed ``results/`` record of the
@@ -159,8 +160,9 @@ def _check_table(i: int, raw: Any, problems: list[str]) -> PublishedTable | None
                 return None
             unknown_rows = sorted((set(ours.get("rows") or {}) | set(ours.get("cells") or {})) - set(labels))
             problems += [f"{where}: ours names row {r!r}, which the table does not have" for r in unknown_rows]
+            extra = [v for v in (ours.get("extra_rows") or {}).values() if isinstance(v, dict)]
             mapped_cols = set(ours.get("columns") or {}) | {c for v in (ours.get("cells") or {}).values()
-                                                             for c in v}
+                                                             for c in v} | {c for v in extra for c in v}
             problems += [f"{where}: ours names column {c!r}, which the table does not have"
                          for c in sorted(mapped_cols - set(cols[1:]))]
     return PublishedTable(id=str(raw["id"]), title=str(raw["title"]), source=dict(src),
@@ -259,13 +261,14 @@ def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str 
                 key = cells.get(str(r[0]), {}).get(c)
                 row.append(_lookup(key, metrics, others, profile, root)[0] if key else None)
         out.append(row)
-    for label, prefix in ((table.ours or {}).get("extra_rows") or {}).items():
+    for label, where in ((table.ours or {}).get("extra_rows") or {}).items():
+        keys = where if isinstance(where, dict) else \
+            {c: f"{where}/{ours}" for c, ours in (table.ours.get("columns") or {}).items()}
         row = [f"{label} (not in the report)"]
         for c in table.columns[1:]:
             row.append(None)
             if c in mapped:
-                row.append(_lookup(f"{prefix}/{(table.ours.get('columns') or {}).get(c, c)}", metrics, others,
-                                   profile, root)[0])
+                row.append(_lookup(keys[c], metrics, others, profile, root)[0] if c in keys else None)
         out.append(row)
     return pd.DataFrame(out, columns=header), others
 
@@ -287,7 +290,9 @@ def beside_markdown(table: PublishedTable, metrics: Mapping[str, float], *, prof
             what.append(f"rows from notebook {rep}: its committed run (commit `{str(prov.get('commit'))[:10]}`, "
                         f"seed {prov.get('seed')}, {prov.get('started')})")
         if table.ours.get("same_data"):
-            what.append("same degraded inputs checked: " + ", ".join(sorted(table.ours["same_data"])))
+            what.append("the degraded inputs score the same in " +
+                        " and ".join("this run" if k == THIS else k for k in table.ours["same_data"]) +
+                        " (same photos, same degradation)")
         lines.append("; ".join(what) + ". Empty: not measured here.")
     if table.protocol:
         lines.append(f"*Published protocol:* {table.protocol}.")
