@@ -6,7 +6,8 @@ lists the comparisons it interprets::
     findings:
       - id: fsrcnn_vs_bicubic
         what: "FSRCNN over MATLAB bicubic, Y-PSNR"
-        a: sr/FSRCNN/PSNR                    # metrics keys of the notebook's record
+        a: sr/FSRCNN/PSNR                    # metrics keys of the notebook's record ("<notebook>:<key>":
+                                             # another notebook's, paired seed by seed)
         b: sr/bicubic (MATLAB)/PSNR
         unit: dB                             # optional (default dB)
         report:                              # optional: what the report or paper claims
@@ -59,9 +60,10 @@ class Finding:
     def fmt(self, v: float) -> str:
         if math.isnan(v):
             return "n/a"
-        if abs(v) < (0.005 if self.unit == "dB" else 0.00005):
-            v = 0.0                       # no "-0.00"
-        return f"{v:+.2f} {self.unit}" if self.unit == "dB" else f"{v:+.4f}{(' ' + self.unit) if self.unit else ''}"
+        if v == 0 or abs(v) < 5e-7:
+            return f"+0 {self.unit}".rstrip()         # never "-0.00"
+        digits = (2 if abs(v) >= 0.01 else 4) if self.unit == "dB" else (4 if abs(v) >= 0.0001 else 6)
+        return f"{v:+.{digits}f} {self.unit}".rstrip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +118,38 @@ def judge(finding: Finding, seeds: Sequence[int], differences: Sequence[float]) 
 
 def recorded_verdict(report: str, finding: Finding, profile: str = "smoke",
                      root: str | Path | None = None) -> Verdict:
-    """The verdict over the seeds recorded for ``profile`` (raises SeedSpreadError if none)."""
-    spread = load_seed_spread(report, profile, root)
+    """The verdict over the seeds recorded for ``profile`` (raises SeedSpreadError if none). A key
+    ``<notebook>:<key>`` is read from that notebook's seed runs, which must have the same seeds."""
+    seeds, values = None, []
+    for key in (finding.a, finding.b):
+        owner, key = _split(report, key)
+        spread = load_seed_spread(owner, profile, root)
+        if key not in spread["metrics"]:
+            raise SeedSpreadError(f"results/{owner} ({profile}): the seed spread has no metric {key!r} "
+                                  f"(finding {finding.id!r})")
+        if seeds is not None and list(spread["seeds"]) != list(seeds):
+            raise SeedSpreadError(f"finding {finding.id!r}: results/{owner} has seeds {spread['seeds']}, "
+                                  f"the other side {list(seeds)}; record both at the same seeds")
+        seeds = spread["seeds"]
+        values.append(spread["metrics"][key]["values"])
+    return judge(finding, seeds, [x - y for x, y in zip(*values)])
+
+
+def _split(report: str, key: str) -> tuple[str, str]:
+    """(the notebook whose record holds ``key``, the plain key)."""
+    head = key.split("/", 1)[0]
+    return tuple(key.split(":", 1)) if ":" in head else (report, key)
+
+
+def _this_run(report: str, key: str, metrics: Mapping[str, float], profile: str, root) -> float:
+    owner, plain = _split(report, key)
+    if owner == report:
+        return metrics.get(plain, math.nan)
+    path = results_dir_for(owner, profile, Path(root) if root else None) / "metrics.json"
     try:
-        a, b = spread["metrics"][finding.a]["values"], spread["metrics"][finding.b]["values"]
-    except KeyError as e:
-        raise SeedSpreadError(f"results/{report} ({profile}): the seed spread has no metric {e.args[0]!r} "
-                              f"(finding {finding.id!r})") from None
-    return judge(finding, spread["seeds"], [x - y for x, y in zip(a, b)])
+        return load_metrics(path)["metrics"].get(plain, math.nan)
+    except (OSError, MetricsSchemaError):
+        return math.nan
 
 
 def _settings_changed(report: str, params: Mapping, profile: str, root) -> list[str]:
@@ -138,8 +164,11 @@ def _settings_changed(report: str, params: Mapping, profile: str, root) -> list[
 
 def _sentence(report: str, f: Finding, metrics: Mapping[str, float], params: Mapping | None, profile: str,
               root) -> str:
-    a, b = metrics.get(f.a, math.nan), metrics.get(f.b, math.nan)
+    a, b = (_this_run(report, k, metrics, profile, root) for k in (f.a, f.b))
     now = "not measured in this run" if math.isnan(a) or math.isnan(b) else f"this run {f.fmt(a - b)}"
+    others = sorted({_split(report, k)[0] for k in (f.a, f.b)} - {report})
+    if others and not math.isnan(a - b):
+        now += f" (with notebook {', '.join(others)}'s committed run)"
     head = f"- **{f.what}**: {now}."
     try:
         v = recorded_verdict(report, f, profile, root)

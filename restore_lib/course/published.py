@@ -144,6 +144,7 @@ def _check_table(i: int, raw: Any, problems: list[str]) -> PublishedTable | None
     if dupes:
         problems.append(f"{where}: row labels (first column) repeat: {dupes}")
     ours = raw.get("ours")
+    before = len(problems)
     if ours is not None:
         if not isinstance(ours, dict):
             problems.append(f"{where}: ours must be a mapping")
@@ -156,7 +157,7 @@ def _check_table(i: int, raw: Any, problems: list[str]) -> PublishedTable | None
             for k in ("rows", "columns", "cells", "extra_rows", "same_data"):
                 if k in ours and not isinstance(ours[k], dict):
                     problems.append(f"{where}: ours.{k} must be a mapping")
-            if problems:
+            if len(problems) > before:
                 return None
             unknown_rows = sorted((set(ours.get("rows") or {}) | set(ours.get("cells") or {})) - set(labels))
             problems += [f"{where}: ours names row {r!r}, which the table does not have" for r in unknown_rows]
@@ -238,7 +239,9 @@ def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str 
 
     ours_label = f"ours ({profile})"
     cells = table.cells()
-    mapped = [c for c in table.columns[1:] if any(c in v for v in cells.values())]
+    extra = (table.ours or {}).get("extra_rows") or {}
+    extra_cols = {c for v in extra.values() for c in (v if isinstance(v, dict) else (table.ours.get("columns") or {}))}
+    mapped = [c for c in table.columns[1:] if any(c in v for v in cells.values()) or c in extra_cols]
     others: dict[str, dict] = {}
     same = (table.ours or {}).get("same_data") or {}
     if same:

@@ -186,7 +186,11 @@ Profiles: **smoke** = the notebooks' default parameters (small models, embedded 
 
 
 def write_results_readme(root: Path | None = None) -> Path:
-    """Rebuild ``results/README.md`` from every ``results/*/metrics.json``."""
+    """Rebuild ``results/README.md`` from every ``results/*/metrics.json``, with each report's findings
+    (:mod:`restore_lib.course.findings`) judged over its recorded seeds."""
+    from .findings import render_findings
+    from .published import published_path
+
     root = root or repo_root()
     parts = [READ_ME_HEAD, _spread_overview(root)]
     stems = [p.stem for p in list_notebooks(root)]
@@ -198,6 +202,9 @@ def write_results_readme(root: Path | None = None) -> Path:
                 obj = load_metrics(m)
                 prefix = f"{stem}/" if profile == "smoke" else f"{stem}/{profile}/"
                 parts.append(render_report(obj, heading_level=2, figure_prefix=prefix))
+                if published_path(stem, root).is_file():
+                    parts.append(f"### What the numbers say ({stem}, {profile})\n\n" +
+                                 render_findings(report=stem, metrics=obj["metrics"], profile=profile, root=root))
                 found = True
             elif profile == "gpu" and found:
                 parts.append(f"*{stem}: the gpu profile has not been run (it needs a CUDA machine).*\n")
