@@ -50,3 +50,19 @@ def tolerance_for(key: str, module, ref: float, profile: str = "smoke") -> float
     """How far a re-run's ``key`` may be from the committed ``ref``: ``max(3 sigma over the seeds, floor)``,
     the seeds being those recorded for ``profile``."""
     return seed_spread(module.REPORT, key, profile=profile).tolerance(SIGMAS, floor_for(key, ref))
+
+
+def check_verdicts(report: str, diff, verdicts: dict) -> None:
+    """Every finding of ``configs/<report>/published.yaml`` has the verdict ``verdicts[id]`` over the recorded
+    seeds: "+" or "-" (beyond noise, with that sign) or "0" (within noise); ``verdicts`` names every finding, so
+    a finding added without a stated verdict fails too. The notebook's generated sentences say the same."""
+    from restore_lib.course.findings import load_findings
+
+    findings = {f.id: f for f in load_findings(report)}
+    assert set(findings) == set(verdicts), f"findings and stated verdicts differ: {sorted(set(findings) ^ set(verdicts))}"
+    for fid, sign in verdicts.items():
+        f = findings[fid]
+        d = diff(f.a, f.b)
+        got = "0" if not d.beyond_noise else ("+" if d.mean > 0 else "-")
+        assert got == sign, f"{fid}: {d.verdict(f.unit)}"
+

@@ -12,8 +12,9 @@ SSIM rises beyond noise except A's on light rain (within noise) and falls
 beyond noise on snow for both; none of the ablation differences (CSA on/off,
 patch/direct, the three loss pairs) is beyond noise, so none confirms or
 refutes the reports."""
-from restore_lib.course.findings import load_findings
 from restore_lib.course.published import load_published
+
+from claims import check_verdicts
 
 REPORT = "01_promptir_rain_snow"
 TYPES = ("rain_light", "rain_heavy", "snow")
@@ -21,28 +22,28 @@ MODELS = ("PromptIR-CSA (A)", "PromptIR (B)")
 #: least PSNR gain over the degraded input at every seed (dB), both pipelines, both protocols
 MIN_GAIN_DB = {"rain_heavy": 3.0, "snow": 1.0, "average": 2.0}
 #: finding id -> its verdict over the recorded smoke seeds: 0 within noise, +1 / -1 beyond noise (a above / below b)
-SPREAD_VERDICTS = {
-    "a_vs_input_average": +1,
-    "b_vs_input_average": +1,
-    "a_vs_input_rain_light": +1,
-    "b_vs_input_rain_light": 0,
-    "a_vs_input_rain_heavy": +1,
-    "b_vs_input_rain_heavy": +1,
-    "a_vs_input_snow": +1,
-    "b_vs_input_snow": +1,
-    "a_vs_input_average_ssim": +1,
-    "b_vs_input_average_ssim": +1,
-    "a_vs_input_rain_light_ssim": 0,
-    "b_vs_input_rain_light_ssim": +1,
-    "a_vs_input_rain_heavy_ssim": +1,
-    "b_vs_input_rain_heavy_ssim": +1,
-    "a_vs_input_snow_ssim": -1,
-    "b_vs_input_snow_ssim": -1,
-    "csa_on_vs_off": 0,
-    "patch_vs_direct": 0,
-    "mse_vs_l1_ssim": 0,
-    "l1_ssim_vs_l1": 0,
-    "mse_vs_l1": 0,
+VERDICTS = {
+    "a_vs_input_average": "+",
+    "b_vs_input_average": "+",
+    "a_vs_input_rain_light": "+",
+    "b_vs_input_rain_light": "0",
+    "a_vs_input_rain_heavy": "+",
+    "b_vs_input_rain_heavy": "+",
+    "a_vs_input_snow": "+",
+    "b_vs_input_snow": "+",
+    "a_vs_input_average_ssim": "+",
+    "b_vs_input_average_ssim": "+",
+    "a_vs_input_rain_light_ssim": "0",
+    "b_vs_input_rain_light_ssim": "+",
+    "a_vs_input_rain_heavy_ssim": "+",
+    "b_vs_input_rain_heavy_ssim": "+",
+    "a_vs_input_snow_ssim": "-",
+    "b_vs_input_snow_ssim": "-",
+    "csa_on_vs_off": "0",
+    "patch_vs_direct": "0",
+    "mse_vs_l1_ssim": "0",
+    "l1_ssim_vs_l1": "0",
+    "mse_vs_l1": "0",
 }
 
 
@@ -87,15 +88,10 @@ def check(m, record):
 
 
 def check_spread(diff):
-    """Every finding of published.yaml has the verdict SPREAD_VERDICTS gives it over the recorded seeds (the
+    """Every finding of published.yaml has the verdict VERDICTS gives it over the recorded seeds (the
     sentence the notebook generates says the same): among them, Report A's light-rain gain is real and Report
     B's is within noise."""
-    findings = {f.id: f for f in load_findings(REPORT)}
-    assert set(findings) == set(SPREAD_VERDICTS), sorted(set(findings) ^ set(SPREAD_VERDICTS))
-    for fid, expected in SPREAD_VERDICTS.items():
-        d = diff(findings[fid].a, findings[fid].b)
-        got = 0 if not d.beyond_noise else (1 if d.mean > 0 else -1)
-        assert got == expected, f"{fid}: {d.verdict()}"
+    check_verdicts(REPORT, diff, VERDICTS)
     a = diff("main/rain_light/PSNR PromptIR-CSA (A)", "main/rain_light/PSNR input")
     assert a.beyond_noise, a.verdict()
     b = diff("main/rain_light/PSNR PromptIR (B)", "main/rain_light/PSNR input")

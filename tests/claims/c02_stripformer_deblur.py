@@ -14,23 +14,24 @@ import math
 import re
 import statistics
 
-from restore_lib.course.findings import load_findings
 from restore_lib.course.published import load_published
+
+from claims import check_verdicts
 
 REPORT = "02_stripformer_deblur"
 
 #: finding id -> its verdict over the recorded smoke seeds: 0 within noise, +1 / -1 beyond noise (a above / below b)
-SPREAD_VERDICTS = {
-    "stripformer_vs_blurred_psnr": 0,
-    "stripformer_vs_blurred_ssim": 0,
-    "motion_blur_psnr": +1,
-    "motion_blur_ssim": 0,
-    "gopro_blur_psnr": 0,
-    "gopro_blur_ssim": -1,
-    "edge_term_psnr": 0,
-    "edge_term_ssim": 0,
-    "contrast_term_psnr": -1,
-    "contrast_term_ssim": -1,
+VERDICTS = {
+    "stripformer_vs_blurred_psnr": "0",
+    "stripformer_vs_blurred_ssim": "0",
+    "motion_blur_psnr": "+",
+    "motion_blur_ssim": "0",
+    "gopro_blur_psnr": "0",
+    "gopro_blur_ssim": "-",
+    "edge_term_psnr": "0",
+    "edge_term_ssim": "0",
+    "contrast_term_psnr": "-",
+    "contrast_term_ssim": "-",
 }
 LOG_NOTE = "Figure 3 log, the 29 logged test PSNRs (dB) in order:"
 
@@ -109,14 +110,9 @@ def check(m, record):
 
 
 def check_spread(diff):
-    """Every finding of published.yaml has the verdict SPREAD_VERDICTS gives it over the recorded seeds (the
+    """Every finding of published.yaml has the verdict VERDICTS gives it over the recorded seeds (the
     sentence the notebook generates says the same)."""
-    findings = {f.id: f for f in load_findings(REPORT)}
-    assert set(findings) == set(SPREAD_VERDICTS), sorted(set(findings) ^ set(SPREAD_VERDICTS))
-    for fid, expected in SPREAD_VERDICTS.items():
-        d = diff(findings[fid].a, findings[fid].b)
-        got = 0 if not d.beyond_noise else (1 if d.mean > 0 else -1)
-        assert got == expected, f"{fid}: {d.verdict()}"
+    check_verdicts(REPORT, diff, VERDICTS)
     # the report table's derived rows are computed from its logged values (checked on the data itself too)
     rep = load_published(REPORT).table("report")
     check_report_log(rep.rows, rep.notes)

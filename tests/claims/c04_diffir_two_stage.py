@@ -15,7 +15,8 @@ no-prior DIRformer, beyond noise; the cost of estimating the prior and the
 sampling seed are within noise."""
 import math
 
-from restore_lib.course.findings import load_findings
+from claims import check_verdicts
+
 
 REPORT = "04_diffir_two_stage"
 
@@ -93,9 +94,4 @@ def check(m, record):
 
 
 def check_spread(diff):
-    findings = {f.id: f for f in load_findings(REPORT)}
-    assert set(findings) == set(VERDICTS), f"findings without a stated verdict: {set(findings) ^ set(VERDICTS)}"
-    for fid, sign in VERDICTS.items():
-        d = diff(findings[fid].a, findings[fid].b)
-        got = "0" if not d.beyond_noise else ("+" if d.mean > 0 else "-")
-        assert got == sign, f"{fid}: {d.verdict(findings[fid].unit)}"
+    check_verdicts(REPORT, diff, VERDICTS)

@@ -14,6 +14,8 @@ import math
 from restore_lib.course.findings import load_findings
 from restore_lib.course.published import load_published
 
+from claims import check_verdicts
+
 REPORT = "05_ptgrm_priors"
 ABLATION_ROWS = ["w/o SP, with CA and SA", "with SP, w/o CA, with SA", "with SP and CA, w/o SA",
                  "Large R w/o SP/CA/SA", "w/o Position Embedding S", "SNR Value as Mask", "Use 1D Priors via Con.",
@@ -136,12 +138,7 @@ def check_spread(diff):
     prior's information (a real prior minus zeros) is within noise for both priors on both pairs, and on low
     light every refiner of the main table lowers SSIM at every recorded seed, within noise."""
     _paper_full_setting_is_best()
-    findings = load_findings(REPORT)
-    assert {f.id for f in findings} == set(VERDICTS), "VERDICTS and the findings of published.yaml differ"
-    for f in findings:
-        d = diff(f.a, f.b)
-        got = "0" if not d.beyond_noise else "+" if d.mean > 0 else "-"
-        assert got == VERDICTS[f.id], f"{f.id}: {d.verdict()}"
+    check_verdicts(REPORT, diff, VERDICTS)
     for arm in ("mobilenet", "model", "zero"):
         d = diff(f"main/lowlight:nafnet:{arm}/SSIM", "main/lowlight:nafnet:original/SSIM")
         assert max(d.values) < 0 and not d.beyond_noise, d.verdict()
