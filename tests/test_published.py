@@ -114,9 +114,25 @@ def test_runs_on_different_data_are_refused(tmp_path):
         beside(table, {"main/in/PSNR": 23.5}, root=tmp_path)
 
 
-def test_a_missing_other_record_is_named(tmp_path):
+def test_a_missing_other_record_leaves_its_cells_empty_and_says_so(tmp_path):
+    """E.g. a gpu run of notebook 03 before notebook 04 has a gpu run: the table still shows, without 04's rows."""
+    doc = dict(TABLE, ours=dict(TABLE["ours"], same_data={"this": "main/in/PSNR", "other_nb": "main/in/PSNR"}))
+    _write(tmp_path, "nb", {"schema_version": 1, "tables": [doc]})
+    table = load_published("nb", tmp_path).table("t")
+    frame, others = beside(table, {"main/in/PSNR": 23.0, "main/a/PSNR": 25.0}, root=tmp_path)
+    assert others == {"other_nb": None}
+    rows = {r[0]: r for r in frame.itertuples(index=False, name=None)}
+    assert rows["A"][2] == 25.0 and math.isnan(rows["B"][2])
+    text = beside_markdown(table, {}, profile="gpu", root=tmp_path)
+    assert "rows from notebook other_nb: empty, it has no recorded gpu run" in text
+
+
+def test_an_unreadable_other_record_is_named(tmp_path):
     _write(tmp_path, "nb", {"schema_version": 1, "tables": [TABLE]})
-    with pytest.raises(PublishedError, match="other_nb/metrics.json.*run notebook other_nb first"):
+    bad = tmp_path / "results" / "other_nb" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    with pytest.raises(PublishedError, match="other_nb/metrics.json: needed for a row.*re-run notebook other_nb"):
         beside(load_published("nb", tmp_path).table("t"), {}, root=tmp_path)
 
 

@@ -211,30 +211,34 @@ def add_published(rec, report: str | None = None, root: str | Path | None = None
     return pub
 
 
-def _other_record(report: str, profile: str, root) -> dict:
+def _other_record(report: str, profile: str, root) -> dict | None:
+    """Another notebook's committed record of ``profile``; None when it has none (its cells stay empty and
+    the caption says so); an unreadable file is an error."""
     path = results_dir_for(report, profile, Path(root) if root else None) / "metrics.json"
+    if not path.is_file():
+        return None
     try:
         return load_metrics(path)
     except (OSError, MetricsSchemaError) as e:
         raise PublishedError(f"{path}: needed for a row of the published comparison, but unreadable "
-                             f"({e}); run notebook {report} first") from e
+                             f"({e}); re-run notebook {report}") from e
 
 
-def _lookup(key: str, metrics: Mapping[str, float], others: dict, profile: str, root) -> tuple[Any, str | None]:
-    """(value, the other report it came from or None) of ``key`` (NaN when the run has no such metric)."""
+def _lookup(key: str, metrics: Mapping[str, float], others: dict, profile: str, root) -> float:
+    """The value of ``key`` (NaN when the run, or the other notebook's record, has no such metric)."""
     if ":" in key.split("/")[0]:
         report, key = key.split(":", 1)
         if report not in others:
             others[report] = _other_record(report, profile, root)
-        return others[report]["metrics"].get(key, math.nan), report
-    return metrics.get(key, math.nan), None
+        return math.nan if others[report] is None else others[report]["metrics"].get(key, math.nan)
+    return metrics.get(key, math.nan)
 
 
 def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str = "smoke",
            root: str | Path | None = None):
     """The published table in its own layout, with our measured value beside every mapped
     column: returns ``(DataFrame, sources)`` where ``sources`` maps each other notebook used to
-    its record (for the caption). Rows the report has not (``extra_rows``) come last."""
+    its record (None if it has no run of ``profile``; for the caption). Rows the report has not (``extra_rows``) come last."""
     import pandas as pd
 
     ours_label = f"ours ({profile})"
@@ -244,11 +248,11 @@ def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str 
     mapped = [c for c in table.columns[1:] if any(c in v for v in cells.values()) or c in extra_cols]
     others: dict[str, dict] = {}
     same = (table.ours or {}).get("same_data") or {}
-    if same:
-        values = {}
-        for who, key in same.items():
-            values[who] = _lookup(key if who == THIS else f"{who}:{key}", metrics, others, profile, root)[0]
-        if len({round(v, 9) for v in values.values()}) != 1 or any(math.isnan(v) for v in values.values()):
+    if same:      # runs that measured the degraded input must agree on it (missing runs show no cells)
+        values = {who: _lookup(key if who == THIS else f"{who}:{key}", metrics, others, profile, root)
+                  for who, key in same.items()}
+        values = {k: v for k, v in values.items() if not math.isnan(v)}
+        if len({round(v, 9) for v in values.values()}) > 1:
             raise PublishedError(f"table {table.id!r}: the degraded inputs differ, so the runs used different "
                                  f"data and cannot share a table: " +
                                  ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
@@ -262,7 +266,7 @@ def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str 
             row.append(v)
             if c in mapped:
                 key = cells.get(str(r[0]), {}).get(c)
-                row.append(_lookup(key, metrics, others, profile, root)[0] if key else None)
+                row.append(_lookup(key, metrics, others, profile, root) if key else None)
         out.append(row)
     for label, where in ((table.ours or {}).get("extra_rows") or {}).items():
         keys = where if isinstance(where, dict) else \
@@ -271,7 +275,7 @@ def beside(table: PublishedTable, metrics: Mapping[str, float], *, profile: str 
         for c in table.columns[1:]:
             row.append(None)
             if c in mapped:
-                row.append(_lookup(keys[c], metrics, others, profile, root)[0] if c in keys else None)
+                row.append(_lookup(keys[c], metrics, others, profile, root) if c in keys else None)
         out.append(row)
     return pd.DataFrame(out, columns=header), others
 
@@ -289,6 +293,9 @@ def beside_markdown(table: PublishedTable, metrics: Mapping[str, float], *, prof
     if table.ours:
         what = [f"*ours ({profile})*: {table.ours['data']}"]
         for rep, rec in sorted(others.items()):
+            if rec is None:
+                what.append(f"rows from notebook {rep}: empty, it has no recorded {profile} run")
+                continue
             prov = rec["provenance"]
             what.append(f"rows from notebook {rep}: its committed run (commit `{str(prov.get('commit'))[:10]}`, "
                         f"seed {prov.get('seed')}, {prov.get('started')})")
