@@ -1,6 +1,7 @@
 """Static notebook contract: clean metadata, one parameters cell with the
 profile/device/seed/out_dir parameters, profile YAMLs that only name real
 parameters, no absolute paths, reasonable size."""
+import ast
 import json
 from pathlib import Path
 
@@ -28,6 +29,20 @@ def test_notebook_is_clean(nb_path):
     assert _dump(clean_notebook(nb)) == raw, "run: python -m restore_lib.course.nbclean " + str(nb_path)
     assert len(raw) < 2_500_000, "keep notebooks under ~2 MB (smaller figures)"
     assert str(Path.home()) not in raw and "/tmp/" not in raw
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_code_cell_is_valid_python(nb_path):
+    """A cell edited as text (e.g. a line removed inside an indented block) fails here, not minutes into a run."""
+    for i, cell in enumerate(json.loads(nb_path.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        src = "\n".join(line for line in "".join(cell["source"]).splitlines()
+                        if not line.lstrip().startswith(("%", "!")))           # IPython magics and shell lines
+        try:
+            ast.parse(src)
+        except SyntaxError as e:
+            pytest.fail(f"{nb_path.name}: cell {i} is not valid Python: {e}")
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
