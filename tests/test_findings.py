@@ -9,7 +9,7 @@ import yaml
 from restore_lib.course.findings import (AGREES, BEYOND, CONTRADICTS, UNDECIDED, WITHIN, Finding, judge,
                                          load_findings, recorded_verdict, render_findings)
 from restore_lib.course.published import PublishedError, load_published, published_path
-from restore_lib.course.reproduce import list_notebooks
+from restore_lib.course.reproduce import list_notebooks, refresh_findings
 from restore_lib.course.results import RunRecorder, load_seed_spread, summarize_seed_runs
 from restore_lib.utils import atomic_write_json
 
@@ -100,6 +100,42 @@ def test_bad_findings_are_refused_by_name(tmp_path, finding, message):
     with pytest.raises(PublishedError, match=message) as e:
         load_findings("nb", tmp_path)
     assert "published.yaml" in str(e.value)
+
+
+def _notebook_with_findings_cell(tmp_path, output_text):
+    nb = {"cells": [{"cell_type": "code", "execution_count": 1, "metadata": {}, "source": [
+        "display(Markdown(render_findings(rec)))"], "outputs": [{"output_type": "display_data", "metadata": {},
+        "data": {"text/markdown": [output_text], "text/plain": ["<IPython.core.display.Markdown object>"]}}]}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "notebooks" / "nb.ipynb"
+    path.parent.mkdir()
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_a_sweep_re_renders_the_findings_against_its_new_spread(tmp_path):
+    """The default seed runs before the sweep's spread exists; refresh_findings re-renders that cell from the
+    committed run and the new spread (what re-executing the notebook would print)."""
+    _setup(tmp_path, [30.3, 30.4, 30.35], [30.0, 30.05, 30.02])
+    path = _notebook_with_findings_cell(tmp_path, "- **A over B**: stale, **within noise**.\n")
+    assert refresh_findings(path, tmp_path)
+    (cell,) = json.loads(path.read_text())["cells"]
+    (out,) = cell["outputs"]
+    text = "".join(out["data"]["text/markdown"])
+    assert text == render_findings(report="nb", metrics={"t/A/PSNR": 30.3, "t/B/PSNR": 30.0},
+                                   params={"steps": 10, "seed": 0}, root=tmp_path)
+    assert f"**{BEYOND}**" in text and "stale" not in text and "settings differ" not in text
+
+
+def test_refreshing_an_unexecuted_findings_cell_is_refused(tmp_path):
+    _setup(tmp_path, [30.3, 30.4, 30.35], [30.0, 30.05, 30.02])
+    path = _notebook_with_findings_cell(tmp_path, "x")
+    nb = json.loads(path.read_text())
+    nb["cells"][0]["outputs"] = []
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match="nb.ipynb: the findings cell has 0 Markdown outputs"):
+        refresh_findings(path, tmp_path)
 
 
 # --------------------------------------------------------------------------- the committed notebooks
