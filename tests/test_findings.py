@@ -134,7 +134,7 @@ def test_refreshing_an_unexecuted_findings_cell_is_refused(tmp_path):
     nb = json.loads(path.read_text())
     nb["cells"][0]["outputs"] = []
     path.write_text(json.dumps(nb))
-    with pytest.raises(ValueError, match="nb.ipynb: the findings cell has 0 Markdown outputs"):
+    with pytest.raises(ValueError, match=r"nb.ipynb: the cell calling render_findings\(rec\) has 0 Markdown outputs"):
         refresh_findings(path, tmp_path)
 
 

@@ -172,35 +172,48 @@ def publish_seed_spread(plans: list[RunPlan], root: Path) -> Path:
     return atomic_write_json(results / SPREAD_FILE, summary)
 
 
-FINDINGS_CALL = "render_findings(rec"
+#: the cells whose output depends on other committed records (another notebook's run, the seed spread) as well
+#: as on this run: their call, and how to render it from the committed run
+REFRESHED_CELLS = ("show_published(rec", "render_findings(rec")
 
 
 def refresh_findings(nb_path: Path, root: Path) -> bool:
-    """Re-render the output of ``nb_path``'s findings cell (the one calling ``render_findings(rec)``) from the
-    committed run's ``metrics.json`` and the seed spread written after it.
+    """Re-render the outputs of ``nb_path``'s cells that read other committed records -- the findings cell
+    (``render_findings(rec)``: the seed spread) and the published-beside-measured cell (``show_published(rec)``:
+    other notebooks' runs) -- from the committed run's ``metrics.json`` and today's ``results/``.
 
     A sweep runs the default seed first, so its notebook rendered its findings against the spread of the
-    previous sweep; the cell's code, this run's numbers and parameters are the same, only the spread is new.
-    The refreshed output is what re-executing the notebook now would print. Returns whether a cell was found."""
+    previous sweep, and a notebook can run before the other notebook whose rows it shows; the cells' code and
+    this run's numbers and parameters are the same, only those records are new. The refreshed output is what
+    re-executing the notebook now would print. Returns whether such a cell was found."""
     from .findings import render_findings
     from .nbclean import _dump
+    from .published import beside_markdown, load_published
 
     report = nb_path.stem
     record = load_metrics(results_dir_for(report, "smoke", root) / "metrics.json")
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
-    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and FINDINGS_CALL in "".join(c["source"])]
-    if not cells:
-        return False
-    text = render_findings(report=report, metrics=record["metrics"], params=record["params"], profile="smoke",
-                           root=root)
-    for cell in cells:
-        shown = [o for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
-        if len(shown) != 1:
-            raise ValueError(f"{nb_path}: the findings cell has {len(shown)} Markdown outputs, expected 1 "
-                             "(execute the notebook first)")
-        shown[0]["data"]["text/markdown"] = text.splitlines(keepends=True)
-    atomic_write_text(nb_path, _dump(nb))
-    return True
+    found = False
+    for call in REFRESHED_CELLS:
+        cells = [c for c in nb["cells"] if c["cell_type"] == "code" and call in "".join(c["source"])]
+        if not cells:
+            continue
+        if call.startswith("render_findings"):
+            text = render_findings(report=report, metrics=record["metrics"], params=record["params"],
+                                   profile="smoke", root=root)
+        else:
+            text = "\n".join(beside_markdown(t, record["metrics"], profile="smoke", root=root)
+                             for t in load_published(report, root).tables)
+        for cell in cells:
+            shown = [o for o in cell.get("outputs", []) if "text/markdown" in o.get("data", {})]
+            if len(shown) != 1:
+                raise ValueError(f"{nb_path}: the cell calling {call}) has {len(shown)} Markdown outputs, "
+                                 "expected 1 (execute the notebook first)")
+            shown[0]["data"]["text/markdown"] = text.splitlines(keepends=True)
+        found = True
+    if found:
+        atomic_write_text(nb_path, _dump(nb))
+    return found
 
 
 READ_ME_HEAD = """# Results
@@ -302,8 +315,9 @@ def main(argv=None) -> int:
                     help="write the executed, cleaned notebooks back to notebooks/ (smoke profile only)")
     ap.add_argument("--readme-only", action="store_true", help="only rebuild results/README.md")
     ap.add_argument("--refresh-findings", action="store_true",
-                    help="only re-render the committed notebooks' findings cells from results/ (after a sweep "
-                         "whose seed spread is newer than the default seed's run; --update-notebooks does it)")
+                    help="only re-render the committed notebooks' findings and published-beside-measured cells from "
+                         "results/ (after a sweep, whose seed spread is newer than the default seed's run, or after "
+                         "re-running a notebook whose rows another one shows; --update-notebooks does it)")
     ap.add_argument("--ablation", help="run the arms of configs/ablations/<name>.yaml")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output")
     ap.add_argument("--seeds", type=int, nargs="+",
@@ -333,7 +347,7 @@ def main(argv=None) -> int:
     if args.refresh_findings:
         for nb in _select(list_notebooks(root), args.only):
             if refresh_findings(nb, root):
-                print(f"[{nb.stem}] findings re-rendered from results/{nb.stem}")
+                print(f"[{nb.stem}] findings and published tables re-rendered from results/")
         return 0
     if args.update_notebooks and args.profile != "smoke":
         raise SystemExit("--update-notebooks only with --profile smoke (committed outputs are the CPU profile)")
@@ -368,7 +382,7 @@ def main(argv=None) -> int:
             print(f"[{nb.stem}] seed spread over seeds {', '.join(map(str, sorted(args.seeds)))} -> "
                   f"{path.relative_to(root)}", flush=True)
             if args.update_notebooks and refresh_findings(nb, root):
-                print(f"[{nb.stem}] findings re-rendered against the new seed spread", flush=True)
+                print(f"[{nb.stem}] findings and published tables re-rendered from results/", flush=True)
     write_results_readme(root)
     if failures:
         print(f"{len(failures)} notebook run(s) failed:\n" + "\n".join(failures), file=sys.stderr)
