@@ -7,7 +7,16 @@ reference configurations have the reference parameter counts; the published
 tables are labelled and the deblurring table lists PSNR before SSIM. Over
 the seeds: SRResNet's and SRGAN's mean gains over bicubic are within noise,
 NAFNet and its Baseline are indistinguishable."""
+from claims import check_verdicts
+
 REPORT = "03_restoravision_sr_deblur"
+#: the verdict of every finding of configs/03_restoravision_sr_deblur/published.yaml over the recorded seeds
+#: ("+"/"-": beyond noise with that sign; "0": within noise). SwinIR below FSRCNN contradicts report 003's
+#: Table 3: the two-layer SwinIR trains 450 steps here.
+VERDICTS = {
+    "fsrcnn_vs_bicubic": "+", "swinir_vs_bicubic": "+", "srresnet_vs_bicubic": "0", "srgan_vs_srresnet": "-",
+    "swinir_vs_fsrcnn": "-", "nafnet_vs_blurred": "+", "nafnet_vs_baseline": "0", "tlsc_vs_nafnet": "0",
+}
 
 BICUBIC = "bicubic (MATLAB)"
 REFERENCE_COUNTS = {"FSRCNN (56,12,4)": 12_809, "SRResNet": 1_549_462, "SRGAN discriminator": 23_565_505,
@@ -70,6 +79,7 @@ def check(m, record):
 
 
 def check_spread(diff):
+    check_verdicts(REPORT, diff, VERDICTS)
     bic = f"sr/{BICUBIC}/PSNR"
     for model in SR_MARGINS:
         d = diff(f"sr/{model}/PSNR", bic)
