@@ -222,11 +222,16 @@ def test_profile_values_are_type_checked_before_anything_runs(fake_repo, line, e
 
 
 def test_every_committed_profile_passes_the_type_check():
+    """Every YAML file of a notebook's configs folder is a profile that type-checks, or its published figures."""
     from restore_lib.course.reproduce import list_notebooks
+    from restore_lib.course.runner import PROFILES
     from restore_lib.utils import repo_root
 
     for nb in list_notebooks():
         for cfg in sorted((repo_root() / "configs" / nb.stem).glob("*.yaml")):
+            if cfg.stem == "published":
+                continue                  # restore_lib.course.published; tests/test_published.py
+            assert cfg.stem in PROFILES, f"{cfg}: neither a profile ({', '.join(PROFILES)}) nor published.yaml"
             load_profile_params(nb, cfg.stem, repo_root())
 
 
