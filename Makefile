@@ -74,16 +74,11 @@ notebooks-check: $(STAMP)
 
 # nbval executes every notebook (default = CPU profile) and checks errors plus the cells marked
 # NBVAL_CHECK_OUTPUT; results of this re-run go to build/ and are compared with results/ afterwards.
-# Workers take notebooks in the order given: started in alphabetical order, a long notebook began last and
-# decided CI's wall time (about 930 s instead of 810 s on 2 cores). NBVAL_FIRST go first, then every other notebook.
-NBVAL_FIRST := notebooks/04_diffir_two_stage.ipynb notebooks/05_ptgrm_priors.ipynb notebooks/01_promptir_rain_snow.ipynb \
-               notebooks/02_stripformer_deblur.ipynb notebooks/03_restoravision_sr_deblur.ipynb
-NBVAL_ORDER := $(NBVAL_FIRST) $(filter-out $(NBVAL_FIRST),$(sort $(wildcard notebooks/*.ipynb)))
 nbval: data
 	rm -rf $(NBVAL_OUT)
 	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE RESTORE_RESULTS_DIR=$(NBVAL_OUT)/results RESTORE_RUNS_DIR=$(NBVAL_OUT)/runs IN_TEST=1 \
 	  $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --nbval-lax --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 $(NBVAL_ORDER)
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=1200 notebooks/
 	RESTORE_REPRODUCED_DIR=$(NBVAL_OUT)/results $(PY) -m pytest -q -p no:cacheprovider tests/reproduction
 
 test: unit-test notebooks-check nbval
