@@ -88,6 +88,13 @@ def test_no_recorded_spread_gives_no_verdict(tmp_path):
     assert "No seed spread is recorded for the gpu profile" in text and f"**{BEYOND}**" not in text
 
 
+def test_a_corrupt_recorded_run_is_an_error_not_a_silent_gap(tmp_path):
+    _setup(tmp_path, [30.3, 30.4, 30.35], [30.0, 30.05, 30.02])
+    (tmp_path / "results" / "nb" / "metrics.json").write_text("{not json")
+    with pytest.raises(PublishedError, match="nb/metrics.json: needed"):
+        render_findings(report="nb", metrics={}, params={"steps": 10}, root=tmp_path)
+
+
 @pytest.mark.parametrize("finding, message", [
     ({"id": "x", "what": "w", "a": "a"}, "missing b"),
     ({"id": "x", "what": "w", "a": "a", "b": "b", "report": {"expects": "bigger", "says": "s"}},

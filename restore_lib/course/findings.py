@@ -32,9 +32,8 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .published import PublishedError, load_published
-from .results import MetricsSchemaError, SeedSpreadError, load_metrics, load_seed_spread, spread_of, Difference
-from .runner import results_dir_for
+from .published import PublishedError, _other_record, load_published
+from .results import Difference, SeedSpreadError, load_seed_spread, spread_of
 
 __all__ = ["Finding", "Verdict", "WITHIN", "BEYOND", "AGREES", "CONTRADICTS", "UNDECIDED", "SETTINGS_IGNORED",
            "load_findings", "judge", "recorded_verdict", "render_findings"]
@@ -141,30 +140,28 @@ def _split(report: str, key: str) -> tuple[str, str]:
     return tuple(key.split(":", 1)) if ":" in head else (report, key)
 
 
-def _this_run(report: str, key: str, metrics: Mapping[str, float], profile: str, root) -> float:
+def _this_run(report: str, key: str, metrics: Mapping[str, float], records: dict, profile: str, root) -> float:
+    """This run's ``key``, or another notebook's committed value (NaN where it has none); ``records`` caches
+    the other notebooks' records for one rendering (a corrupt record is an error, as in the published tables)."""
     owner, plain = _split(report, key)
     if owner == report:
         return metrics.get(plain, math.nan)
-    path = results_dir_for(owner, profile, Path(root) if root else None) / "metrics.json"
-    try:
-        return load_metrics(path)["metrics"].get(plain, math.nan)
-    except (OSError, MetricsSchemaError):
-        return math.nan
+    if owner not in records:
+        records[owner] = _other_record(owner, profile, root)
+    return math.nan if records[owner] is None else records[owner]["metrics"].get(plain, math.nan)
 
 
 def _settings_changed(report: str, params: Mapping, profile: str, root) -> list[str]:
-    path = results_dir_for(report, profile, Path(root) if root else None) / "metrics.json"
-    try:
-        recorded = load_metrics(path)["params"]
-    except (OSError, MetricsSchemaError):
+    recorded = _other_record(report, profile, root)
+    if recorded is None:
         return []
-    keys = (set(params) | set(recorded)) - SETTINGS_IGNORED
-    return sorted(k for k in keys if params.get(k) != recorded.get(k))
+    keys = (set(params) | set(recorded["params"])) - SETTINGS_IGNORED
+    return sorted(k for k in keys if params.get(k) != recorded["params"].get(k))
 
 
-def _sentence(report: str, f: Finding, metrics: Mapping[str, float], params: Mapping | None, profile: str,
-              root) -> str:
-    a, b = (_this_run(report, k, metrics, profile, root) for k in (f.a, f.b))
+def _sentence(report: str, f: Finding, metrics: Mapping[str, float], changed: list[str], records: dict,
+              profile: str, root) -> str:
+    a, b = (_this_run(report, k, metrics, records, profile, root) for k in (f.a, f.b))
     now = "not measured in this run" if math.isnan(a) or math.isnan(b) else f"this run {f.fmt(a - b)}"
     others = sorted({_split(report, k)[0] for k in (f.a, f.b)} - {report})
     if others and not math.isnan(a - b):
@@ -182,7 +179,6 @@ def _sentence(report: str, f: Finding, metrics: Mapping[str, float], params: Map
     if v.report is not None:
         text += f"; it **{v.report}** ({f.says})"
     text += "."
-    changed = _settings_changed(report, params, profile, root) if params is not None else []
     if changed:
         text += (" This run's settings differ from the recorded runs' in " + ", ".join(f"`{k}`" for k in changed) +
                  ": the verdict is about the recorded settings, not this run.")
@@ -199,7 +195,9 @@ def render_findings(rec=None, *, report: str | None = None, metrics: Mapping[str
     if report is None or metrics is None:
         raise ValueError("render_findings needs a RunRecorder, or report= and metrics=")
     profile = profile or "smoke"
-    lines = [_sentence(report, f, metrics, params, profile, root) for f in load_findings(report, root)]
+    changed = _settings_changed(report, params, profile, root) if params is not None else []
+    records: dict = {}
+    lines = [_sentence(report, f, metrics, changed, records, profile, root) for f in load_findings(report, root)]
     rule = ("*The rule:* a difference is beyond noise when every recorded seed gives it the same sign and its "
             "mean is more than 3 standard errors from 0; a report's claim is agreed with only beyond noise and "
             "with the report's sign.")
